@@ -1,0 +1,71 @@
+"""Wiring: build the parts from the settings and hand them to each other. No globals.
+
+``App`` is created once per process (daemon, CLI command, web app) and owns the store; every
+other part receives what it needs through its constructor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailbot import config as config_module
+from mailbot.config import (
+    Mailbox,
+    Settings,
+    config_path,
+)
+from mailbot.mail import make_sender as _make_sender
+from mailbot.mail import make_source
+from mailbot.mail.source import MailSource
+from mailbot.pipeline import Analyzer, Decider, Processor
+from mailbot.sending import Sender, SendWorker, SentFolder
+from mailbot.store import Store
+
+log = logging.getLogger(__name__)
+
+def source_factory(mailbox: Mailbox) -> Callable[[], MailSource]:
+    """A factory of fresh, unconnected sources: each thread or reconnect gets its own."""
+    return lambda: make_source(mailbox.name, mailbox.source)
+
+
+def make_sender(mailbox: Mailbox) -> Sender:
+    return _make_sender(mailbox.transport)
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    analyzer: Analyzer | None = None
+    decider: Decider | None = None
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, *, migrate: bool = True) -> App:
+        settings = config_module.load(config_path(path))
+        url = settings.database.url
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        store = Store.open(url)
+        if migrate:
+            store.migrate()
+        return cls(settings=settings, store=store)
+
+    def processor(self, mailbox: Mailbox) -> Processor:
+        return Processor(self.settings, mailbox, self.store, analyzer=self.analyzer, decider=self.decider)
+
+    def send_worker(self) -> SendWorker:
+        senders = {box.name: make_sender(box) for box in self.settings.mailboxes}
+        folders: dict[str, Callable[[], SentFolder]] = {
+            box.name: source_factory(box) for box in self.settings.mailboxes
+        }
+        return SendWorker(self.settings, self.store, senders=senders, sent_folders=folders,
+                          worker_id=self.worker_id)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,161 @@
+"""Sending approved drafts: claim, build, hand to the transport, record, file a copy, flag.
+
+The order matters for "never two replies to one mail":
+
+1. ``claim_sendable`` moves the draft to ``sending`` in its own transaction;
+2. a draft that was sending before (a crash, a dropped connection) is first looked up in the
+   Sent folder / outbox by its deterministic Message-ID: if it is there, it was sent;
+3. the transport sends; on success the draft becomes ``sent`` at once, in a single small
+   transaction, before anything slower (the copy to Sent, the \\Answered flag) is attempted;
+4. 4xx and connection trouble put the draft back to ``approved`` with a ``not_before`` that
+   backs off exponentially; 5xx marks it ``failed`` with the server's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Protocol
+
+from mailbot.config import Mailbox, Settings
+from mailbot.errors import MailbotError, PermanentSendError, SendError, SourceError, TemporarySendError
+from mailbot.mail.compose import build_reply
+from mailbot.mail.sender import Sender
+from mailbot.store import Draft, Store
+
+log = logging.getLogger(__name__)
+
+
+class SentFolder(Protocol):
+    """The parts of a mail source the sender needs (IMAP or Maildir)."""
+
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def has_sent(self, message_id: str) -> bool: ...
+    def append_sent(self, message: bytes) -> None: ...
+    def flag_answered(self, source_key: str) -> None: ...
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    already_sent: int = 0
+
+
+class SendWorker:
+    """Sends what is due for all mailboxes. One instance per daemon; safe to call repeatedly."""
+
+    def __init__(self, settings: Settings, store: Store, *,
+                 senders: dict[str, Sender], sent_folders: dict[str, Callable[[], SentFolder]],
+                 worker_id: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._settings = settings
+        self._store = store
+        self._senders = senders
+        self._sent_folders = sent_folders
+        self._worker = worker_id
+        self._clock = clock
+
+    async def send_due(self, *, limit: int = 50) -> SendReport:
+        """Claim and send every due draft (in batches of ``limit``) until none is left."""
+        report = SendReport()
+        self.recover_stuck()
+        while True:
+            drafts = self._store.claim_sendable(self._worker, self._clock(), limit=limit)
+            if not drafts:
+                break
+            for draft in drafts:
+                await self._send_one(draft, report)
+        return report
+
+    def recover_stuck(self, older_than: timedelta = timedelta(minutes=2)) -> None:
+        """Drafts left in ``sending`` by a crashed worker: sent if the copy exists, else retried."""
+        for draft in self._store.stuck_sending(self._clock() - older_than):
+            if self._already_sent(draft):
+                self._store.mark_sent(draft.id, actor=self._worker)
+                log.info("draft %s was sent before a crash; recorded as sent", draft.id)
+            else:
+                self._store.retry_later(draft.id, "recovered after an interrupted send", None,
+                                        self._clock(), actor=self._worker)
+
+    async def _send_one(self, draft: Draft, report: SendReport) -> None:
+        mailbox = self._settings.mailbox(draft.mailbox)
+        if draft.attempts > 0 and self._already_sent(draft):
+            self._store.mark_sent(draft.id, actor=self._worker)
+            report.already_sent += 1
+            return
+        message = _message_for(draft, mailbox)
+        try:
+            await self._senders[draft.mailbox].send(message)
+        except PermanentSendError as exc:
+            self._store.mark_failed(draft.id, exc.problem, exc.code, actor=self._worker)
+            log.warning("draft %s failed permanently: %s", draft.id, exc)
+            report.failed += 1
+            return
+        except (TemporarySendError, SendError) as exc:
+            self._retry(draft, exc, report)
+            return
+        self._store.mark_sent(draft.id, actor=self._worker)
+        report.sent += 1
+        self._file_copy(draft, mailbox, message.as_bytes())
+
+    def _retry(self, draft: Draft, exc: SendError, report: SendReport) -> None:
+        sending = self._settings.sending
+        if draft.attempts + 1 >= sending.max_attempts:
+            self._store.mark_failed(
+                draft.id, f"gave up after {draft.attempts + 1} attempts: {exc.problem}", exc.code,
+                actor=self._worker)
+            report.failed += 1
+            return
+        delay = min(sending.backoff_initial * 2 ** draft.attempts, sending.backoff_max)
+        self._store.retry_later(draft.id, exc.problem, exc.code,
+                                self._clock() + timedelta(seconds=delay), actor=self._worker)
+        log.info("draft %s: %s; retrying in %.0f s", draft.id, exc, delay)
+        report.retried += 1
+
+    def _already_sent(self, draft: Draft) -> bool:
+        try:
+            folder = self._sent_folders[draft.mailbox]()
+            folder.connect()
+            try:
+                return folder.has_sent(draft.message_id)
+            finally:
+                folder.close()
+        except MailbotError as exc:
+            # Without the check we cannot know; waiting is safer than a possible second reply.
+            raise TemporarySendError(f"cannot check the Sent folder before retrying: {exc}") from exc
+
+    def _file_copy(self, draft: Draft, mailbox: Mailbox, data: bytes) -> None:
+        """Copy to Sent and flag the original \\Answered; failures here never resend."""
+        try:
+            folder = self._sent_folders[draft.mailbox]()
+            folder.connect()
+            try:
+                folder.append_sent(data)
+                source_key = self._store.get_mail(draft.mail_id).source_key
+                folder.flag_answered(source_key)
+                self._store.mark_answered_done(draft.mail_id)
+            finally:
+                folder.close()
+        except (SourceError, MailbotError) as exc:
+            log.warning("draft %s sent, but filing the copy failed: %s", draft.id, exc)
+
+
+def _message_for(draft: Draft, mailbox: Mailbox) -> EmailMessage:
+    return build_reply(
+        from_addr=mailbox.address,
+        from_name=mailbox.display_name,
+        to_addr=draft.to_addr,
+        to_name=draft.to_name or "",
+        subject=draft.subject,
+        body=draft.body,
+        message_id=draft.message_id,
+        in_reply_to=draft.in_reply_to,
+        references=draft.references,
+        auto=draft.auto,
+        language=draft.language or "en",
+    )
