@@ -131,7 +131,7 @@ def clean(text: str) -> CleanText:
 
 
 def _join(lines: list[str]) -> str:
-    return _collapse_blank_runs("\n".join(lines)).strip("\n")
+    return _collapse_blank_runs("\n".join(lines)).strip()
 
 
 def _collapse_blank_runs(text: str) -> str:

@@ -53,6 +53,9 @@ def html_to_text(markup: str) -> str:
     'Volg (https://shop.nl/t/1)'
     >>> html_to_text("<div>Ja</div><blockquote><div>Vraag?</div></blockquote>")
     'Ja\\n> Vraag?'
+    >>> html_to_text('<p class=MsoNormal>Hoi,</p><p class=MsoNormal>&nbsp;</p>'
+    ...              '<p class=MsoNormal>Regel 1</p><p class=MsoNormal>Regel 2</p>')
+    'Hoi,\\n\\nRegel 1\\nRegel 2'
     """
     converter = _Converter()
     try:
@@ -176,6 +179,7 @@ class _Converter(HTMLParser):
         self._pre = 0
         self._anchor: list[str] | None = None
         self._href = ""
+        self._outlook_line: int | None = None   # output length when a MsoNormal <p> opened
 
     def text(self) -> str:
         return "".join(self._out)
@@ -191,7 +195,9 @@ class _Converter(HTMLParser):
         elif tag == "br":
             self._owed += 1
         elif tag in _PARAGRAPH:
-            self._block(1 if _is_outlook_line(attrs) else 2)
+            outlook = tag == "p" and _is_outlook_line(attrs)
+            self._outlook_line = len(self._out) if outlook else None
+            self._block(1 if outlook else 2)
             self._pre += tag == "pre"
         elif tag in _BLOCK:
             self._block(1)
@@ -212,6 +218,10 @@ class _Converter(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _INVISIBLE:
             self._hidden = max(0, self._hidden - 1)
+        elif tag == "p" and self._outlook_line is not None:
+            # An Outlook line ends with a line break; an empty one (&nbsp;) is a blank line.
+            self._block(1 if len(self._out) > self._outlook_line else 2)
+            self._outlook_line = None
         elif tag in _PARAGRAPH:
             self._block(2)
             if tag == "pre":

@@ -61,6 +61,7 @@ _ESCAPED_RUN = re.compile("[\udc80-\udcff]+")      # raw 8-bit bytes kept by sur
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
 _NEWLINE = re.compile(r"\r\n?")
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 _MSG_ID = re.compile(r"<([^<>\s]{1,998})>")
 _ADDR_SPEC = re.compile(r"[^\s<>@,;:\"()\[\]]+@[^\s<>@,;:\"()\[\]]+")
 _CHARSET_NAME = re.compile(r"[a-z0-9._:+\-]{1,40}")
@@ -139,7 +140,6 @@ def parse(data: bytes) -> InboundMail:
     data = bytes(data)
     defects = _Defects()
     message = _parse_tree(_guard_input(data, defects), defects)
-    defects.add_parser_defects(message.defects, "message")
     prepared = _prepared_headers(message, defects)
     decoded = tuple((name, _one_line(decode_header_value(value, defects))) for name, value in prepared)
     from_name, from_addr = _sender(_first(prepared, "from"), defects)
@@ -312,13 +312,15 @@ def _decode_word(encoding: str, text: str) -> bytes | None:
 
     >>> _decode_word("q", "caf=C3=A9_au_lait")
     b'caf\\xc3\\xa9 au lait'
-    >>> _decode_word("b", "Y2Fm")
-    b'caf'
+    >>> _decode_word("b", "Y2Fm"), _decode_word("b", "!!!niet-base64")
+    (b'caf', None)
     """
     data = text.encode("utf-8")
     if encoding == "q":
         return binascii.a2b_qp(data, header=True)
     data = b"".join(data.split())
+    if not _BASE64.fullmatch(data):
+        return None         # decoding around junk would turn it into other junk
     data += b"=" * (-len(data) % 4)
     try:
         return binascii.a2b_base64(data)
@@ -600,9 +602,14 @@ def _walk(part: Message, depth: int, body: _Body, defects: _Defects) -> None:
         defects.add(f"more than {MAX_PARTS} MIME parts; the rest were skipped")
         return
     content_type = part.get_content_type()
+    _sort_part(part, content_type, depth, body, defects)
+    # After sorting: decoding a payload adds defects (bad base64) to the part.
+    defects.add_parser_defects(part.defects, f"{content_type} part" if depth else "message")
+
+
+def _sort_part(part: Message, content_type: str, depth: int, body: _Body,
+               defects: _Defects) -> None:
     maintype = content_type.partition("/")[0]
-    if depth:
-        defects.add_parser_defects(part.defects, f"{content_type} part")
     if maintype == "message":
         # Forwarded mails, delivery status, read receipts: listed, not read as the body.
         body.attachments.append(_attachment(part, content_type))
@@ -658,17 +665,16 @@ def _recover_multipart(part: Message, content_type: str, defects: _Defects) -> M
     Mailers that build MIME by hand forget the boundary parameter or declare one and use
     another; the delimiter lines in the body still say what it is.
     """
-    payload = part.get_payload()
-    if not isinstance(payload, str):
-        return None
-    boundary = _guess_boundary(payload)
+    # get_payload() without decode would replace every 8-bit byte with U+FFFD.
+    payload = _payload(part)
+    boundary = _guess_boundary(payload.decode("ascii", "surrogateescape"))
     if boundary is None:
         return None
     header = f'Content-Type: {content_type}; boundary="{boundary}"\r\n\r\n'
     try:
-        data = header.encode("ascii") + payload.encode("ascii", "surrogateescape")
-        recovered = BytesParser(policy=email_policy.compat32).parsebytes(data)
-    except (UnicodeError, RecursionError):
+        recovered = BytesParser(policy=email_policy.compat32).parsebytes(
+            header.encode("ascii") + payload)
+    except RecursionError:
         return None
     if not recovered.is_multipart() or not recovered.get_payload():
         return None

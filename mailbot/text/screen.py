@@ -243,13 +243,15 @@ def _own_mail(mail: InboundMail, context: _Context) -> Verdict | None:
 
 
 def _in_domains(domain: str, domains: frozenset[str]) -> bool:
-    """``domain`` is one of ``domains`` or a subdomain of one.
+    """``domain`` is exactly one of ``domains`` (case-insensitive).
 
-    >>> _in_domains("Mail.Shop.nl", frozenset({"shop.nl"})), _in_domains("myshop.nl", frozenset({"shop.nl"}))
+    Subdomains do not count: the shop's own web server (www.shop.nl) sends contact-form
+    mails on behalf of customers, and those must be answered.
+
+    >>> _in_domains("Shop.NL", frozenset({"shop.nl"})), _in_domains("www.shop.nl", frozenset({"shop.nl"}))
     (True, False)
     """
-    domain = domain.strip().rstrip(">").lower()
-    return any(domain == own or domain.endswith("." + own) for own in domains if own)
+    return domain.strip().rstrip(">").lower() in domains
 
 
 def _sender_limit(mail: InboundMail, context: _Context) -> Verdict | None:
