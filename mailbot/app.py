@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbot import config as config_module
@@ -59,13 +60,13 @@ class App:
     def processor(self, mailbox: Mailbox) -> Processor:
         return Processor(self.settings, mailbox, self.store, analyzer=self.analyzer, decider=self.decider)
 
-    def send_worker(self) -> SendWorker:
+    def send_worker(self, *, clock: Callable[[], datetime] | None = None) -> SendWorker:
         senders = {box.name: make_sender(box) for box in self.settings.mailboxes}
         folders: dict[str, Callable[[], SentFolder]] = {
             box.name: source_factory(box) for box in self.settings.mailboxes
         }
         return SendWorker(self.settings, self.store, senders=senders, sent_folders=folders,
-                          worker_id=self.worker_id)
+                          worker_id=self.worker_id, clock=clock or (lambda: datetime.now(UTC)))
 
     def close(self) -> None:
         self.store.close()

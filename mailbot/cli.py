@@ -172,44 +172,64 @@ def _drafts(app: App, args: argparse.Namespace, out: TextIO) -> int:
                       f"{_cut(d.subject, 60)}\n")
         return EXIT_OK
 
-    draft = store.get_draft(args.id)
     if args.action == "show":
-        data = _draft_dict(app, draft, full=True)
-        if args.json:
-            out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-            return EXIT_OK
-        out.write(f"draft {data['id']} [{data['state']}] to {data['to']} (mail {data['mail_id']}, "
-                  f"mailbox {data['mailbox']})\n")
-        orig = data["original"]
-        out.write(f"original from {orig['from']}: {orig['subject']}\n  outcome: {orig['outcome']}: "
-                  f"{orig['reason']}\n")
-        for line in (orig["text"] or "(body purged or empty)").splitlines()[:40]:
-            out.write(f"  | {line}\n")
-        out.write(f"\nSubject: {data['subject']}\n\n{data['body'] or '(no text yet: edit the draft)'}\n")
-        out.write("\nhistory:\n")
-        for e in data["audit"]:
-            out.write(f"  {e['at']}  {e['actor']:<12} {e['action']:<12} {e['from'] or ''}->{e['to'] or ''}"
-                      f"  {e['reason'] or ''}\n")
-        return EXIT_OK
-    if args.action == "approve":
-        draft = store.transition(draft.id, DraftState.APPROVED, actor=actor, reason=args.reason or "",
-                                 expected_version=draft.version)
-    elif args.action == "edit":
-        body = _read_body(args)
-        draft = store.transition(draft.id, DraftState.EDITED, actor=actor, reason=args.reason or "edited",
-                                 expected_version=draft.version, subject=args.subject, body=body)
-    elif args.action == "reject":
-        draft = store.transition(draft.id, DraftState.REJECTED, actor=actor, reason=args.reason,
-                                 expected_version=draft.version)
-    out.write(f"draft {draft.id} is now {draft.state}\n")
+        return _show_draft(app, args, out)
+    body = _read_body(args) if args.action == "edit" else None
+    worst = EXIT_OK
+    for draft_id in args.ids:
+        try:
+            draft = _change_draft(app, args, draft_id, body, actor)
+        except NotFoundError as exc:
+            print(f"mailbot: {exc}", file=sys.stderr)
+            worst = max(worst, EXIT_NOT_FOUND)
+            continue
+        except (DraftStateError, ConcurrentUpdateError) as exc:
+            print(f"mailbot: {exc}", file=sys.stderr)
+            worst = max(worst, EXIT_STATE)
+            continue
+        out.write(f"draft {draft.id} is now {draft.state}\n")
     if args.action in ("approve", "edit") and args.send_now:
-        from mailbot.daemon import run_once  # noqa: F401 - documented: the daemon sends otherwise
         report = asyncio.run(app.send_worker().send_due())
-        draft = store.get_draft(draft.id)
-        out.write(f"draft {draft.id} is now {draft.state}"
-                  + (f": {draft.last_error}" if draft.last_error else "") + "\n")
+        for draft_id in args.ids:
+            draft = store.get_draft(draft_id)
+            out.write(f"draft {draft.id} is now {draft.state}"
+                      + (f": {draft.last_error}" if draft.last_error else "") + "\n")
         if report.failed:
-            return EXIT_FAIL
+            worst = max(worst, EXIT_FAIL)
+    return worst
+
+
+def _change_draft(app: App, args: argparse.Namespace, draft_id: int, body: str | None, actor: str) -> Any:
+    store = app.store
+    draft = store.get_draft(draft_id)
+    if args.action == "approve":
+        return store.transition(draft.id, DraftState.APPROVED, actor=actor, reason=args.reason or "",
+                                expected_version=draft.version)
+    if args.action == "edit":
+        return store.transition(draft.id, DraftState.EDITED, actor=actor, reason=args.reason or "edited",
+                                expected_version=draft.version, subject=args.subject, body=body)
+    return store.transition(draft.id, DraftState.REJECTED, actor=actor, reason=args.reason,
+                            expected_version=draft.version)
+
+
+def _show_draft(app: App, args: argparse.Namespace, out: TextIO) -> int:
+    draft = app.store.get_draft(args.id)
+    data = _draft_dict(app, draft, full=True)
+    if args.json:
+        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        return EXIT_OK
+    out.write(f"draft {data['id']} [{data['state']}] to {data['to']} (mail {data['mail_id']}, "
+              f"mailbox {data['mailbox']})\n")
+    orig = data["original"]
+    out.write(f"original from {orig['from']}: {orig['subject']}\n  outcome: {orig['outcome']}: "
+              f"{orig['reason']}\n")
+    for line in (orig["text"] or "(body purged or empty)").splitlines()[:40]:
+        out.write(f"  | {line}\n")
+    out.write(f"\nSubject: {data['subject']}\n\n{data['body'] or '(no text yet: edit the draft)'}\n")
+    out.write("\nhistory:\n")
+    for e in data["audit"]:
+        out.write(f"  {e['at']}  {e['actor']:<12} {e['action']:<12} {e['from'] or ''}->{e['to'] or ''}"
+                  f"  {e['reason'] or ''}\n")
     return EXIT_OK
 
 
@@ -367,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                            ("edit", "change a draft's text (and approve it)"),
                            ("reject", "decide not to reply")):
         d = dsub.add_parser(name, help=helptext)
-        d.add_argument("id", type=int)
+        d.add_argument("ids", type=int, nargs="+", metavar="ID", help="one or more draft ids")
         d.add_argument("--by", help="who does this (default: $USER)")
         d.add_argument("--reason", required=name == "reject", help="why (kept in the audit log)")
         if name == "edit":

@@ -14,6 +14,8 @@ The order matters for "never two replies to one mail":
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,14 +75,24 @@ class SendWorker:
         return report
 
     def recover_stuck(self, older_than: timedelta = timedelta(minutes=2)) -> None:
-        """Drafts left in ``sending`` by a crashed worker: sent if the copy exists, else retried."""
-        for draft in self._store.stuck_sending(self._clock() - older_than):
+        """Drafts left in ``sending`` by a dead worker: sent if the copy exists, else retried.
+
+        A claim by a process of this host that no longer runs is stale at once (a restart
+        after a crash goes on immediately); any other claim only after ``older_than``, since
+        its worker may still be talking to the relay.
+        """
+        now = self._clock()
+        for draft in self._store.stuck_sending(now):
+            stale = (draft.claimed_at is not None and draft.claimed_at < now - older_than) or (
+                draft.claimed_by != self._worker and _dead_local_worker(draft.claimed_by))
+            if not stale:
+                continue
             if self._already_sent(draft):
                 self._store.mark_sent(draft.id, actor=self._worker)
                 log.info("draft %s was sent before a crash; recorded as sent", draft.id)
             else:
                 self._store.retry_later(draft.id, "recovered after an interrupted send", None,
-                                        self._clock(), actor=self._worker)
+                                        now, actor=self._worker)
 
     async def _send_one(self, draft: Draft, report: SendReport) -> None:
         mailbox = self._settings.mailbox(draft.mailbox)
@@ -159,3 +171,19 @@ def _message_for(draft: Draft, mailbox: Mailbox) -> EmailMessage:
         auto=draft.auto,
         language=draft.language or "en",
     )
+
+
+def _dead_local_worker(worker: str | None) -> bool:
+    """True for a worker id "host:pid" of this host whose process is gone."""
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False

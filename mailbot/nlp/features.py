@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy
 from spacy.attrs import LOWER, SUFFIX
+from spacy.strings import hash_string  # type: ignore[attr-defined]  # cython, untyped
 from spacy.ml.models.textcat import resize_and_set_ref
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -34,17 +35,50 @@ RULES_KEY = "rules"
 _SUFFIX_SALT = numpy.uint64(0x9E3779B97F4A7C15)
 _RULE_SALT = numpy.uint64(0xC2B2AE3D27D4EB4F)
 _BIGRAM_MUL = numpy.uint64(0x100000001B3)
+_CHAR_SALT = numpy.uint64(0x165667B19E3779F9)
 
 
 def rule_feature_key(label: str) -> int:
     """The feature key of a rule label (also used by the explanation)."""
-    from spacy.strings import hash_string
-
     return int(numpy.uint64(hash_string(f"RULE={label}")) ^ _RULE_SALT)
 
 
-def doc_features(doc: Doc, *, bigrams: bool = True) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """Unique feature keys of one doc and their counts (as float32 values)."""
+class CharGrams:
+    """Hashed character n-grams of a lower-case word, cached per word.
+
+    Dutch glues words together ("retourlabel", "terugbetaling", "bestelnummer") and customers
+    misspell; n-grams inside words let the model see "retour" and "betaling" in both. The
+    cache lives as long as the model object (one per loaded pipeline), not in module state.
+    """
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self._cache: dict[int, numpy.ndarray] = {}
+
+    def __call__(self, doc: Doc, lowers: numpy.ndarray) -> numpy.ndarray:
+        cache, strings = self._cache, doc.vocab.strings
+        parts = []
+        for key in lowers.tolist():
+            grams = cache.get(key)
+            if grams is None:
+                grams = self._grams(strings[key])
+                if len(cache) < 500_000:  # bounded: junk input must not grow it forever
+                    cache[key] = grams
+            parts.append(grams)
+        return numpy.concatenate(parts) if parts else numpy.zeros((0,), dtype=numpy.uint64)
+
+    def _grams(self, word: str) -> numpy.ndarray:
+        padded = f"<{word}>"
+        if len(padded) > 40 or not word.isalpha():
+            return numpy.zeros((0,), dtype=numpy.uint64)  # numbers, ids, junk: no sub-words
+        grams = {padded[i:i + n] for n in range(self.low, self.high + 1)
+                 for i in range(len(padded) - n + 1)}
+        return numpy.asarray([hash_string("#" + g) for g in grams], dtype=numpy.uint64) ^ _CHAR_SALT
+
+
+def doc_features(doc: Doc, *, bigrams: bool = True,
+                 chars: CharGrams | None = None) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Unique feature keys of one doc and their (sub-linear) counts as float32 values."""
     arr = doc.to_array([LOWER, SUFFIX]).astype(numpy.uint64, copy=False) if len(doc) else None
     parts: list[numpy.ndarray] = []
     if arr is not None:
@@ -54,6 +88,8 @@ def doc_features(doc: Doc, *, bigrams: bool = True) -> tuple[numpy.ndarray, nump
         if bigrams and len(lower) > 1:
             with numpy.errstate(over="ignore"):
                 parts.append(lower[:-1] * _BIGRAM_MUL + lower[1:])
+        if chars is not None:
+            parts.append(chars(doc, lower))
     spans = doc.spans.get(RULES_KEY) if doc.spans else None
     if spans:
         parts.append(numpy.asarray([rule_feature_key(s.label_) for s in spans], dtype=numpy.uint64))
@@ -64,29 +100,36 @@ def doc_features(doc: Doc, *, bigrams: bool = True) -> tuple[numpy.ndarray, nump
     return keys, numpy.log1p(counts).astype(numpy.float32)
 
 
-def _features_forward(model: Model[list[Doc], Any], docs: list[Doc], is_train: bool) -> tuple[Any, Any]:
-    bigrams = model.attrs["bigrams"]
-    keys_list: list[numpy.ndarray] = []
-    values_list: list[numpy.ndarray] = []
-    lengths = numpy.zeros((len(docs),), dtype=numpy.int32)
-    for i, doc in enumerate(docs):
-        keys, values = doc_features(doc, bigrams=bigrams)
-        keys_list.append(keys)
-        values_list.append(values)
-        lengths[i] = len(keys)
-    keys_all = numpy.concatenate(keys_list) if keys_list else numpy.zeros((0,), dtype=numpy.uint64)
-    values_all = numpy.concatenate(values_list) if values_list else numpy.zeros((0,), dtype=numpy.float32)
-    # NumpyOps (the only ops this model runs on, see with_cpu below) takes numpy arrays as is.
-    out = (keys_all, values_all, lengths)
-    return out, lambda d_out: []
+class _FeaturesForward:
+    def __init__(self, bigrams: bool, chars: CharGrams | None) -> None:
+        self.bigrams = bigrams
+        self.chars = chars
+
+    def __call__(self, model: Model[list[Doc], Any], docs: list[Doc], is_train: bool) -> tuple[Any, Any]:
+        keys_list: list[numpy.ndarray] = []
+        values_list: list[numpy.ndarray] = []
+        lengths = numpy.zeros((len(docs),), dtype=numpy.int32)
+        for i, doc in enumerate(docs):
+            keys, values = doc_features(doc, bigrams=self.bigrams, chars=self.chars)
+            keys_list.append(keys)
+            values_list.append(values)
+            lengths[i] = len(keys)
+        keys_all = numpy.concatenate(keys_list) if keys_list else numpy.zeros((0,), dtype=numpy.uint64)
+        values_all = (numpy.concatenate(values_list) if values_list
+                      else numpy.zeros((0,), dtype=numpy.float32))
+        # NumpyOps (the only ops this model runs on, see with_cpu below) takes numpy arrays as is.
+        return (keys_all, values_all, lengths), lambda d_out: []
 
 
-def mail_features(bigrams: bool = True) -> Model[list[Doc], tuple[ArrayXd, ArrayXd, ArrayXd]]:
-    return Model("mail_features", _features_forward, attrs={"bigrams": bigrams})
+def mail_features(bigrams: bool = True, char_ngrams: tuple[int, int] | None = None
+                  ) -> Model[list[Doc], tuple[ArrayXd, ArrayXd, ArrayXd]]:
+    chars = CharGrams(*char_ngrams) if char_ngrams else None
+    return Model("mail_features", _FeaturesForward(bigrams, chars))
 
 
 @registry.architectures("mailbot.TextCatSparse.v1")
 def build_textcat_sparse(exclusive_classes: bool, length: int = 2**17, bigrams: bool = True,
+                         char_ngrams: list[int] | None = None,
                          nO: int | None = None) -> Model[list[Doc], Floats2d]:
     """Sparse linear text classifier over ``mail_features`` (see the module docstring)."""
     sparse_linear = SparseLinear_v2(nO=nO, length=length)
@@ -95,7 +138,8 @@ def build_textcat_sparse(exclusive_classes: bool, length: int = 2**17, bigrams: 
         output_layer = softmax_activation() if exclusive_classes else Logistic()
         resizable_layer: Model[Floats2d, Floats2d] = resizable(
             sparse_linear, resize_layer=partial(resize_linear_weighted, fill_defaults=fill_defaults))
-        model = with_cpu(mail_features(bigrams) >> resizable_layer, sparse_linear.ops)
+        grams = (char_ngrams[0], char_ngrams[1]) if char_ngrams else None
+        model = with_cpu(mail_features(bigrams, grams) >> resizable_layer, sparse_linear.ops)
         model = model >> with_cpu(output_layer, output_layer.ops)
     if nO is not None:
         model.set_dim("nO", nO)

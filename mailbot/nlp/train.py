@@ -208,13 +208,17 @@ def _train_language(lang: str, items: list[Example], dev: list[Example], labels:
             for batch in minibatch(family, size=int(hyper.get("batch_size", 32))):
                 nlp.get_pipe(name).update(batch, drop=float(hyper.get("dropout", 0.0)), sgd=optimizer,
                                           losses=losses)
-        cat_f1, tone_f1 = _dev_scores(nlp, dev, labels)
+        # Parameter averaging: the running average of the weights generalises better than
+        # the last step, so it is what we score and what we keep.
+        with nlp.use_params(optimizer.averages):
+            cat_f1, tone_f1 = _dev_scores(nlp, dev, labels)
+            snapshot = nlp.to_bytes()
         log = EpochLog(epoch, sum(losses.values()), cat_f1, tone_f1, time.perf_counter() - started)
         improved = best is None or (cat_f1 + tone_f1) > (best.category_f1 + best.tone_f1) + 1e-4
         progress(f"[{lang}] epoch {epoch:>2}  loss {log.loss:8.3f}  dev category macro-F1 {cat_f1:.3f}"
                  f"  tone macro-F1 {tone_f1:.3f}  ({log.seconds:.1f} s){'  *' if improved else ''}")
         if improved:
-            best, best_bytes, stale = log, nlp.to_bytes(), 0
+            best, best_bytes, stale = log, snapshot, 0
         else:
             stale += 1
             if stale >= patience:

@@ -10,7 +10,7 @@ and ``tests/fixtures/eml`` holds real-client mails with the expected result.
                                  Message-----", forward, ... (interleaved answers survive)
          --find_signature_start--> body | signature ("-- ", sign-offs, "Sent from my iPhone")
 
-Guarding against cutting real content: attribution lines must hold a digit (a date) and
+Guarding against cutting real content: attribution lines must hold a time or an address and
 end in a colon; header blocks need From plus two more header names; a sign-off counts
 only as a short line of its own, with content above it and at most a short tail below.
 All patterns are anchored and length-bounded so a 1 MB line costs one pass.
@@ -131,10 +131,12 @@ def clean(text: str) -> CleanText:
 
 
 def _join(lines: list[str]) -> str:
+    """Lines back to text, blank runs collapsed, outer whitespace stripped."""
     return _collapse_blank_runs("\n".join(lines)).strip()
 
 
 def _collapse_blank_runs(text: str) -> str:
+    """At most one blank line in a row."""
     # The substring test first: a regex scan costs ~10 µs per KB even when nothing matches.
     return _BLANK_RUN.sub("\n\n", text) if "\n\n\n" in text else text
 
@@ -255,9 +257,9 @@ def attribution_length(lines: list[str], index: int) -> int:
 
     Clients wrap long attributions, so up to three lines are joined. A time or an address
     is required, which keeps "Op 3 maart schreef ik u al:" in the customer's own words.
+
     >>> attribution_length(["Op 3 maart schreef ik u al:"], 0)
     0
-
     >>> attribution_length(["Op di 4 mrt 2025 om 10:12 schreef Jan de Vries <jan@x.nl>:"], 0)
     1
     >>> attribution_length(["On Tue, 4 Mar 2025 at 10:12, Shop Support <", "support@shop.nl> wrote:"], 0)

@@ -182,11 +182,13 @@ class _Converter(HTMLParser):
         self._outlook_line: int | None = None   # output length when a MsoNormal <p> opened
 
     def text(self) -> str:
+        """Everything written so far, before tidying."""
         return "".join(self._out)
 
     # ------------------------------------------------------------- tags
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Owe line breaks for blocks, enter hidden or quoted regions, start links."""
         if tag in _INVISIBLE:
             self._hidden += 1
         elif tag == "body":
@@ -216,6 +218,7 @@ class _Converter(HTMLParser):
             self._href = next((value or "" for name, value in attrs if name == "href"), "")
 
     def handle_endtag(self, tag: str) -> None:
+        """Owe line breaks after blocks, leave hidden or quoted regions, end links."""
         if tag in _INVISIBLE:
             self._hidden = max(0, self._hidden - 1)
         elif tag == "p" and self._outlook_line is not None:
@@ -237,6 +240,7 @@ class _Converter(HTMLParser):
             self._close_anchor()
 
     def _close_anchor(self) -> None:
+        """Write the link target after its text unless the text already shows it."""
         if self._anchor is None:
             return
         shown = "".join(self._anchor).strip()
@@ -248,6 +252,7 @@ class _Converter(HTMLParser):
     # ------------------------------------------------------------- text
 
     def handle_data(self, data: str) -> None:
+        """Visible text: whitespace collapsed, except inside <pre>."""
         if self._hidden:
             return
         if not self._pre:
@@ -259,9 +264,11 @@ class _Converter(HTMLParser):
             self._write(line)
 
     def _block(self, breaks: int) -> None:
+        """Owe at least ``breaks`` line breaks before the next text."""
         self._owed = max(self._owed, breaks)
 
     def _write(self, text: str) -> None:
+        """Pay owed line breaks (quote prefixes included), then write ``text``."""
         if not self._pre and (self._line_start or self._owed):
             text = text.lstrip(" ")
         if not text:

@@ -34,6 +34,7 @@ __all__ = ["screen"]
 
 MAX_OOO_BODY_CHARS = 800       # absence notices are short; longer texts are real mails
 MAX_OOO_SCAN_CHARS = 20_000    # do not clean huge texts just to look for an absence notice
+MAX_DETAIL_CHARS = 200         # header values quoted in Verdict.detail are cut to this
 
 _PRECEDENCE = frozenset({"bulk", "list", "junk", "auto_reply"})
 _SUPPRESS = frozenset({"all", "oof", "autoreply", "dr", "rn", "nrn"})
@@ -93,6 +94,8 @@ _SYSTEM_LOCAL_PART = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class _Context:
+    """The caller's settings, normalised once per call."""
+
     own_addresses: frozenset[str]
     own_domains: frozenset[str]
     auto_replies_last_day: int
@@ -129,52 +132,59 @@ def screen(mail: InboundMail, *, own_addresses: Iterable[str], own_domains: Iter
 
 
 def _no_sender(mail: InboundMail, context: _Context) -> Verdict | None:
+    """Nobody to reply to."""
     if mail.from_addr:
         return None
-    return Verdict.skip(SkipReason.NO_SENDER, f"From: {mail.header('From') or '(missing)'}")
+    return Verdict.skip(SkipReason.NO_SENDER, f"From: {_shown(mail.header('From') or '(missing)')}")
 
 
 def _auto_submitted(mail: InboundMail, context: _Context) -> Verdict | None:
+    """RFC 3834: any Auto-Submitted value but "no" marks machine mail."""
     for value in mail.header_all("Auto-Submitted"):
         keyword = value.split(";", 1)[0].strip().lower()
         if keyword and keyword != "no":
-            return Verdict.skip(SkipReason.AUTO_SUBMITTED, f"Auto-Submitted: {value}")
+            return Verdict.skip(SkipReason.AUTO_SUBMITTED, f"Auto-Submitted: {_shown(value)}")
     return None
 
 
 def _empty_return_path(mail: InboundMail, context: _Context) -> Verdict | None:
+    """A null envelope sender: bounces and other automatic mail."""
     # The delivering server writes one Return-Path, on top; older copies may follow.
     value = mail.header("Return-Path")
     if value is not None and value.replace(" ", "") == "<>":
-        return Verdict.skip(SkipReason.EMPTY_RETURN_PATH, f"Return-Path: {value}")
+        return Verdict.skip(SkipReason.EMPTY_RETURN_PATH, f"Return-Path: {_shown(value)}")
     return None
 
 
 def _precedence(mail: InboundMail, context: _Context) -> Verdict | None:
+    """Bulk, list, junk and auto_reply mail never gets an answer."""
     for value in mail.header_all("Precedence"):
         if value.strip().lower() in _PRECEDENCE:
-            return Verdict.skip(SkipReason.PRECEDENCE, f"Precedence: {value}")
+            return Verdict.skip(SkipReason.PRECEDENCE, f"Precedence: {_shown(value)}")
     return None
 
 
 def _list_mail(mail: InboundMail, context: _Context) -> Verdict | None:
+    """Mailing lists and newsletters."""
     for name in ("List-Id", "List-Unsubscribe"):
         value = mail.header(name)
         if value is not None:
-            return Verdict.skip(SkipReason.LIST_MAIL, f"{name}: {value}")
+            return Verdict.skip(SkipReason.LIST_MAIL, f"{name}: {_shown(value)}")
     return None
 
 
 def _suppressed(mail: InboundMail, context: _Context) -> Verdict | None:
+    """The sender (often Exchange) asked not to receive automatic replies."""
     for value in mail.header_all("X-Auto-Response-Suppress"):
         flags = {flag.strip().lower() for flag in re.split(r"[,;\s]+", value)}
         if flags & _SUPPRESS:
             return Verdict.skip(SkipReason.AUTO_RESPONSE_SUPPRESSED,
-                                f"X-Auto-Response-Suppress: {value}")
+                                f"X-Auto-Response-Suppress: {_shown(value)}")
     return None
 
 
 def _report(mail: InboundMail, context: _Context) -> Verdict | None:
+    """multipart/report: bounces, read receipts and other machine reports."""
     if mail.content_type != "multipart/report":
         return None
     detail = f"Content-Type: multipart/report; report-type={mail.report_type or '(none)'}"
@@ -185,12 +195,13 @@ def _report(mail: InboundMail, context: _Context) -> Verdict | None:
 
 
 def _out_of_office(mail: InboundMail, context: _Context) -> Verdict | None:
+    """Absence notices, by header, by subject, or by a short unmistakable body."""
     for name in _OOO_HEADERS:
         value = mail.header(name)
         if value is not None and value.strip().lower() not in ("no", "false", "0"):
-            return Verdict.skip(SkipReason.OUT_OF_OFFICE, f"{name}: {value}")
+            return Verdict.skip(SkipReason.OUT_OF_OFFICE, f"{name}: {_shown(value)}")
     if _OOO_SUBJECT.match(mail.subject):
-        return Verdict.skip(SkipReason.OUT_OF_OFFICE, f"Subject: {mail.subject}")
+        return Verdict.skip(SkipReason.OUT_OF_OFFICE, f"Subject: {_shown(mail.subject)}")
     phrase = absence_notice(mail.text)
     if phrase is not None:
         return Verdict.skip(SkipReason.OUT_OF_OFFICE, f"body phrase: {phrase!r}")
@@ -224,6 +235,7 @@ def absence_notice(text: str) -> str | None:
 
 
 def _system_sender(mail: InboundMail, context: _Context) -> Verdict | None:
+    """Mailer daemons, postmasters and no-reply addresses."""
     local_part = mail.from_addr.rpartition("@")[0]
     if _SYSTEM_LOCAL_PART.match(local_part):
         return Verdict.skip(SkipReason.SYSTEM_SENDER, f"From: {mail.from_addr}")
@@ -231,14 +243,15 @@ def _system_sender(mail: InboundMail, context: _Context) -> Verdict | None:
 
 
 def _own_mail(mail: InboundMail, context: _Context) -> Verdict | None:
+    """Loop protection: our own address, our Message-ID domain, our headers."""
     if mail.from_addr in context.own_addresses:
         return Verdict.skip(SkipReason.OWN_MAIL, f"From: {mail.from_addr}")
     if mail.message_id and _in_domains(mail.message_id.rpartition("@")[2], context.own_domains):
-        return Verdict.skip(SkipReason.OWN_MAIL, f"Message-ID: <{mail.message_id}>")
+        return Verdict.skip(SkipReason.OWN_MAIL, f"Message-ID: <{_shown(mail.message_id)}>")
     for name in _LOOP_HEADERS:
         value = mail.header(name)
         if value is not None:
-            return Verdict.skip(SkipReason.OWN_MAIL, f"{name}: {value}")
+            return Verdict.skip(SkipReason.OWN_MAIL, f"{name}: {_shown(value)}")
     return None
 
 
@@ -255,6 +268,7 @@ def _in_domains(domain: str, domains: frozenset[str]) -> bool:
 
 
 def _sender_limit(mail: InboundMail, context: _Context) -> Verdict | None:
+    """This sender had their share of automatic replies for today."""
     if context.auto_replies_last_day >= context.daily_limit:
         return Verdict.skip(
             SkipReason.SENDER_LIMIT,
@@ -262,6 +276,15 @@ def _sender_limit(mail: InboundMail, context: _Context) -> Verdict | None:
             f"day (limit {context.daily_limit})",
         )
     return None
+
+
+def _shown(value: str) -> str:
+    """A header value as the audit trail shows it: at most MAX_DETAIL_CHARS characters.
+
+    >>> _shown("x" * 500)[-3:], len(_shown("x" * 500))
+    ('xx…', 200)
+    """
+    return value if len(value) <= MAX_DETAIL_CHARS else value[:MAX_DETAIL_CHARS - 1] + "…"
 
 
 _CHECKS: tuple[_Check, ...] = (

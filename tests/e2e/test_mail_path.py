@@ -105,8 +105,8 @@ def test_restart_in_the_middle_of_a_backlog_loses_nothing_and_sends_nothing_twic
     assert len({m.message_id for m in mails}) == total
     assert all(m.outcome is MailOutcome.NEEDS_AGENT for m in mails)
     # Approve everything, kill the daemon while it sends, restart: each reply exactly once.
-    for draft in _drafts(dep, "pending"):
-        dep.cli("drafts", "edit", str(draft["id"]), "--body", "Beste klant, het is geregeld.")
+    ids = [str(d["id"]) for d in _drafts(dep, "pending")]
+    dep.cli("drafts", "edit", *ids, "--body", "Beste klant, het is geregeld.")
     time.sleep(0.5)
     dep.stop(proc, kill=True)
     proc = dep.start()
