@@ -87,7 +87,7 @@ class Analyzer:
         langs = [detect(t)[0] for t in texts]
         results: list[Analysis | None] = [None] * len(mails)
         for lang, nlp in self.pipelines.items():
-            idx = [i for i, l in enumerate(langs) if l == lang]
+            idx = [i for i, found in enumerate(langs) if found == lang]
             if not idx:
                 continue
             docs = nlp.pipe((texts[i] for i in idx), batch_size=batch_size)
@@ -175,7 +175,7 @@ def _rounded(scores: dict[str, float]) -> dict[str, float]:
 def _top_words(nlp: Language, component: str, doc: Doc, label: str, k: int = 6) -> str:
     if component not in nlp.pipe_names or not len(doc):
         return ""
-    pipe = nlp.get_pipe(component)
+    pipe: Any = nlp.get_pipe(component)  # a TextCategorizer; get_pipe is typed loosely
     labels = list(pipe.labels)
     if label not in labels:
         return ""
@@ -219,7 +219,7 @@ def customer_name(from_name: str, sign_off_name: str | None) -> str | None:
             last, _, first = name.partition(",")
             name = f"{first.strip()} {last.strip()}".strip()
         name = " ".join(name.split())
-        if _NAME.match(name) and not name.isupper() or _NAME.match(name.title()):
+        if (_NAME.match(name) and not name.isupper()) or _NAME.match(name.title()):
             return name if not name.islower() else name.title()
     return None
 

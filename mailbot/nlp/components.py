@@ -82,7 +82,7 @@ class RuleMatcher:
         self.lexicon: Lexicon = {}
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._regexes: list[tuple[str, re.Pattern[str]]] = []
-        self.set_lexicon(lexicon if lexicon is not None else packaged_lexicon(nlp.lang))
+        self.set_lexicon(lexicon if lexicon is not None else packaged_lexicon(nlp.lang or ""))
 
     def set_lexicon(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
@@ -193,7 +193,7 @@ class EntityFinder:
         self.vocab = nlp.vocab
         self.products: list[str] = []
         self._products = PhraseMatcher(nlp.vocab, attr="LOWER")
-        self.set_products(products if products is not None else packaged_products(nlp.lang))
+        self.set_products(products if products is not None else packaged_products(nlp.lang or ""))
 
     def set_products(self, products: list[str]) -> None:
         self.products = products

@@ -75,7 +75,8 @@ def evaluate(analyzer: Analyzer, data: Sequence[Example], *,
     return Evaluation(len(data), model, baseline, signals)
 
 
-def _signal_scores(items: list[tuple[Example, tuple[str, ...]]], names: list[str]) -> dict[str, dict[str, float]]:
+def _signal_scores(items: list[tuple[Example, tuple[str, ...]]],
+                   names: list[str]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for name in names:
         tp = sum(1 for e, p in items if name in (e.signals or ()) and name in p)

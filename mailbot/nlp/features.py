@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy
 from spacy.attrs import LOWER, SUFFIX
-from spacy.strings import hash_string  # type: ignore[attr-defined]  # cython, untyped
 from spacy.ml.models.textcat import resize_and_set_ref
+from spacy.strings import hash_string  # type: ignore[attr-defined]  # cython, untyped
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Logistic, Model, SparseLinear_v2, chain, resizable, softmax_activation, with_cpu
@@ -96,8 +96,12 @@ def doc_features(doc: Doc, *, bigrams: bool = True,
     if not parts:
         return numpy.zeros((0,), dtype=numpy.uint64), numpy.zeros((0,), dtype=numpy.float32)
     keys, counts = numpy.unique(numpy.concatenate(parts), return_counts=True)
-    # Sub-linear counts: the tenth "!!!" says less than the first.
-    return keys, numpy.log1p(counts).astype(numpy.float32)
+    # Sub-linear counts (the tenth "!!!" says less than the first), scaled to unit length so
+    # a long mail does not shout louder than a short one: TF-IDF's normalisation, which
+    # matters as much for a linear model's training as the features themselves.
+    values = 1.0 + numpy.log(counts.astype(numpy.float32))
+    values /= numpy.sqrt(numpy.dot(values, values))
+    return keys, values
 
 
 class _FeaturesForward:

@@ -72,7 +72,8 @@ def format_report(title: str, rep: Report) -> str:
     width = max([len(label) for label in rep.labels] + [10])
     lines = [title, f"  {'label':<{width}}  precision  recall     f1  support"]
     for s in rep.scores:
-        lines.append(f"  {s.label:<{width}}  {s.precision:9.3f}  {s.recall:6.3f}  {s.f1:5.3f}  {s.support:7d}")
+        lines.append(f"  {s.label:<{width}}  {s.precision:9.3f}  {s.recall:6.3f}  {s.f1:5.3f}"
+                     f"  {s.support:7d}")
     lines.append(f"  {'macro-F1':<{width}}  {rep.macro_f1:.3f}    accuracy {rep.accuracy:.3f}")
     short = [label[:6] for label in rep.labels]
     lines.append("  confusion (rows gold, columns predicted):")

@@ -206,8 +206,9 @@ def _train_language(lang: str, items: list[Example], dev: list[Example], labels:
         for name, family in per_component.items():
             rng.shuffle(family)
             for batch in minibatch(family, size=int(hyper.get("batch_size", 32))):
-                nlp.get_pipe(name).update(batch, drop=float(hyper.get("dropout", 0.0)), sgd=optimizer,
-                                          losses=losses)
+                textcat: Any = nlp.get_pipe(name)  # TextCategorizer; get_pipe is typed loosely
+                textcat.update(batch, drop=float(hyper.get("dropout", 0.0)), sgd=optimizer,
+               losses=losses)
         # Parameter averaging: the running average of the weights generalises better than
         # the last step, so it is what we score and what we keep.
         with nlp.use_params(optimizer.averages):
@@ -241,7 +242,8 @@ def _dev_scores(nlp: Language, dev: Sequence[Example], labels: Labels) -> tuple[
     cat_pred = [_argmax(c, CAT) for c in cats]
     tone_pairs = [(e.tone, _argmax(c, TONE)) for e, c in zip(dev, cats, strict=True) if e.tone]
     cat_f1 = macro_f1(cat_gold, cat_pred, labels.categories)
-    tone_f1 = macro_f1([g for g, _ in tone_pairs], [p for _, p in tone_pairs], labels.tones) if tone_pairs else 0.0
+    tone_f1 = (macro_f1([g for g, _ in tone_pairs], [p for _, p in tone_pairs], labels.tones)
+               if tone_pairs else 0.0)
     return cat_f1, tone_f1
 
 

@@ -61,7 +61,8 @@ class Deployment:
         env["MAILBOT_CONFIG"] = str(self.config)
         return env
 
-    def cli(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "mailbot.cli", *args], env=self.env(), text=True,
                               capture_output=True, timeout=120, input=stdin, check=False)
         if check and done.returncode != 0:

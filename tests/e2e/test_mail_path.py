@@ -140,7 +140,8 @@ def test_bad_input_is_recorded_and_the_batch_goes_on(deployment: Deployment) -> 
     bad = {
         "malformed": (b"From: a@example.nl\r\nSubject: kapot\r\nContent-Type: multipart/mixed; "
                       b"boundary=\"nope\"\r\nMessage-ID: <bad1@example.nl>\r\n\r\n--other\r\nno end"),
-        "undecodable": (b"From: b@example.nl\r\nSubject: =?utf-8?B?////?=\r\nMessage-ID: <bad2@example.nl>\r\n"
+        "undecodable": (b"From: b@example.nl\r\nSubject: =?utf-8?B?////?=\r\n"
+                        b"Message-ID: <bad2@example.nl>\r\n"
                         b"Content-Type: text/plain; charset=utf-8\r\n\r\n\xff\xfe\xfa kapot \x80\x81\r\n"),
         "huge": customer_mail(7, body="x" * (20 * 1024 * 1024)),
         "no-message-id": customer_mail(8, message_id=None),
@@ -176,3 +177,34 @@ def test_polling_fallback_without_idle(tmp_path: Path, dovecot_factory, smtpd) -
         dep.wait_for_mails(1, timeout=20)
     finally:
         dep.stop(proc)
+
+
+def test_daemon_reconnects_after_the_imap_server_restarts(deployment: Deployment) -> None:
+    dep = deployment
+    proc = dep.start()
+    dep.dovecot.append("INBOX", customer_mail(500))
+    dep.wait_for_mails(1, timeout=15)
+    dep.dovecot.stop()          # the daemon is in IDLE: the connection drops under it
+    time.sleep(1.0)
+    dep.dovecot.start()
+    dep.dovecot.append("INBOX", customer_mail(501))
+    dep.wait_for_mails(2, timeout=60)
+    assert proc.poll() is None, "the daemon died instead of reconnecting"
+    assert "reconnecting" in dep.logs()
+    dep.stop(proc)
+
+
+def test_the_same_code_runs_on_postgresql(tmp_path: Path, dovecot: DovecotServer, smtpd,  # type: ignore[no-untyped-def]
+                                          postgres_fresh_url: str) -> None:
+    dep = Deployment(tmp_path, dovecot, smtpd,
+                     write_config(tmp_path, dovecot, smtpd, db_url=postgres_fresh_url), postgres_fresh_url)
+    for n in range(3):
+        dovecot.append("INBOX", customer_mail(600 + n))
+    dovecot.append("INBOX", (EXAMPLES / "08-bounce.eml").read_bytes())
+    dep.cli("run", "--once")
+    mails = dep.mails()
+    assert sorted(m.outcome.value for m in mails) == ["needs_agent"] * 3 + ["skipped"]
+    [first, *_] = _drafts(dep, "pending")
+    dep.cli("drafts", "edit", str(first["id"]), "--body", "Beste klant, geregeld.", "--send-now")
+    assert len(smtpd.wait_for(1, timeout=15)) == 1
+    assert [d["id"] for d in _drafts(dep, "sent")] == [first["id"]]
