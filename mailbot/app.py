@@ -47,15 +47,23 @@ class App:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str] | None = None, *, migrate: bool = True) -> App:
+    def from_config(cls, path: str | os.PathLike[str] | None = None, *, migrate: bool = True,
+                    analysis: bool = True) -> App:
+        """Build the app; ``analysis=False`` skips loading the model (commands that only
+        read or change drafts do not need it)."""
         settings = config_module.load(config_path(path))
         url = settings.database.url
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        analyzer = None
+        if settings.nlp.enabled and analysis:
+            from mailbot.nlp.analyzer import Analyzer  # spaCy loads only when analysis is on
+
+            analyzer = Analyzer.load(settings.nlp.model)
         store = Store.open(url)
         if migrate:
             store.migrate()
-        return cls(settings=settings, store=store)
+        return cls(settings=settings, store=store, analyzer=analyzer)
 
     def processor(self, mailbox: Mailbox) -> Processor:
         return Processor(self.settings, mailbox, self.store, analyzer=self.analyzer, decider=self.decider)

@@ -146,7 +146,7 @@ def _draft_dict(app: App, draft: Any, *, full: bool = False) -> dict[str, Any]:
 def cmd_drafts(args: argparse.Namespace, out: TextIO) -> int:
     from mailbot.app import App
 
-    app = App.from_config(args.config)
+    app = App.from_config(args.config, analysis=False)
     try:
         return _drafts(app, args, out)
     finally:
@@ -223,6 +223,12 @@ def _show_draft(app: App, args: argparse.Namespace, out: TextIO) -> int:
     orig = data["original"]
     out.write(f"original from {orig['from']}: {orig['subject']}\n  outcome: {orig['outcome']}: "
               f"{orig['reason']}\n")
+    analysis = orig.get("analysis")
+    if analysis:
+        out.write(f"  analysis: language {analysis['language']}, category {analysis['category']}, "
+                  f"tone {analysis['tone']}, signals {', '.join(analysis['signals']) or 'none'}\n")
+        for line in analysis.get("explanation", [])[:8]:
+            out.write(f"    - {line}\n")
     for line in (orig["text"] or "(body purged or empty)").splitlines()[:40]:
         out.write(f"  | {line}\n")
     out.write(f"\nSubject: {data['subject']}\n\n{data['body'] or '(no text yet: edit the draft)'}\n")

@@ -163,8 +163,14 @@ class Company(_Model):
     website: str = ""
 
 
+class Nlp(_Model):
+    enabled: bool = True            # analyse every mail (language, category, tone, signals, entities)
+    model: Path | None = None       # a model folder from `mailbot train`; default: the shipped model
+
+
 class Settings(_Model):
     database: Database = Database()
+    nlp: Nlp = Nlp()
     mailboxes: Annotated[tuple[Mailbox, ...], Field(min_length=1)]
     limits: Limits = Limits()
     sending: Sending = Sending()
@@ -286,6 +292,10 @@ def _by_name(items: list[Any], name: str, var: str, file: Path) -> Any:
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    nlp = data.get("nlp")
+    if isinstance(nlp, dict) and isinstance(nlp.get("model"), str):
+        model = Path(nlp["model"])
+        nlp["model"] = str(model if model.is_absolute() else (base / model).resolve())
     db = data.get("database")
     if isinstance(db, dict) and isinstance(db.get("url"), str):
         url = db["url"]

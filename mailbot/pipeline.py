@@ -127,15 +127,27 @@ class Processor:
             return Processed(MailOutcome.SKIPPED, reason, result)
         limit_note = "" if verdict.proceed else f"; {verdict.reason}: {verdict.detail}"
 
-        if self._analyzer is None or self._decider is None:
-            reason = "needs an agent: automatic analysis is not enabled" + limit_note
-            draft = self._draft(mail, raw, subject=None, body="", language=None, auto=False)
-            result = self._store.record_mail(new_mail, outcome=MailOutcome.NEEDS_AGENT, reason=reason,
+        analysis = None
+        if self._analyzer is not None:
+            analysis = self._analyzer.analyse(mail.subject, mail.text, from_name=mail.from_name,
+                                              sign_off_name=cleaned.sign_off_name)
+        if analysis is None or self._decider is None:
+            # No macros and policy yet: a person writes the reply, with the analysis at hand.
+            reason = "needs an agent: no macros and policy are enabled"
+            if analysis is None:
+                reason = "needs an agent: automatic analysis is not enabled"
+            else:
+                reason += (f" (analysis: {analysis.language}, {analysis.category}, {analysis.tone}"
+                           f"{', ' + ', '.join(analysis.signals) if analysis.signals else ''})")
+            draft = self._draft(mail, raw, subject=None, body="",
+                                language=analysis.language if analysis else None, auto=False,
+                                explanation=analysis.explanation if analysis else None)
+            result = self._store.record_mail(new_mail, outcome=MailOutcome.NEEDS_AGENT,
+                                             reason=reason + limit_note,
+                                             analysis=analysis.to_dict() if analysis else None,
                                              draft=draft, checkpoint=checkpoint)
             return Processed(MailOutcome.NEEDS_AGENT, reason, result)
 
-        analysis = self._analyzer.analyse(mail.subject, cleaned.body, from_name=mail.from_name,
-                                          sign_off_name=cleaned.sign_off_name)
         decision = self._decider.decide(mail, cleaned, analysis, mailbox=self._mailbox,
                                         auto_allowed=auto_allowed, now=now)
         return self._record_decision(raw, mail, new_mail, analysis, decision, checkpoint, limit_note)
@@ -199,7 +211,7 @@ class Processor:
         to_addr = _reply_address(mail)
         if not to_addr:
             return None
-        lang = language or "en"
+        lang = language if language in ("nl", "en") else "en"
         references = [*mail.references, *([mail.message_id] if mail.message_id else [])]
         return NewDraft(
             to_addr=to_addr,

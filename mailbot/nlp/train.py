@@ -155,6 +155,12 @@ def train(train_data: Sequence[Example], dev_data: Sequence[Example] | None, out
             # No development data for this language: hold out every tenth line for model selection.
             dev = items[::10]
             items = [e for i, e in enumerate(items) if i % 10]
+        if hyper.get("share_languages"):
+            # Mail mixes languages (English product names and quotes in Dutch mail); the
+            # other languages' lines are extra evidence for what a category looks like.
+            held_out = {id(e) for e in dev}
+            items = items + [e for other, rest in by_lang.items() if other != lang
+                             for e in rest if id(e) not in held_out]
         progress(f"[{lang}] training on {len(items)} mails, choosing the epoch on {len(dev)}")
         nlp, best = _train_language(lang, items, dev, labels, config, hyper, progress)
         thresholds = _tune_signal_thresholds(nlp, dev, labels)
