@@ -23,7 +23,7 @@ from spacy.tokens import Doc
 
 from mailbot.errors import ModelError
 from mailbot.models import Analysis
-from mailbot.nlp.components import entities, rule_hits
+from mailbot.nlp.components import TEXT_KEY, entities, rule_hits
 from mailbot.nlp.features import feature_scores, rule_feature_key
 from mailbot.nlp.language import detect
 from mailbot.nlp.prepare import model_text
@@ -58,6 +58,11 @@ class Analyzer:
         self.path = path
         self._thresholds = {lang: info.get("signal_thresholds", {})
                             for lang, info in meta.get("languages", {}).items()}
+        self._tables: dict[str, dict[str, FeatureScores]] = {
+            lang: {key: FeatureScores(nlp.get_pipe(COMPONENTS[key]))
+                   for key in ("category", "tone") if COMPONENTS[key] in nlp.pipe_names}
+            for lang, nlp in pipelines.items()
+        }
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Analyzer:
@@ -90,7 +95,7 @@ class Analyzer:
             idx = [i for i, found in enumerate(langs) if found == lang]
             if not idx:
                 continue
-            docs = nlp.pipe((texts[i] for i in idx), batch_size=batch_size)
+            docs = nlp.pipe((_make_doc(nlp, texts[i]) for i in idx), batch_size=batch_size)
             for i, doc in zip(idx, docs, strict=True):
                 results[i] = self._analysis(lang, nlp, doc, mails[i])
         for i, result in enumerate(results):
@@ -139,9 +144,9 @@ class Analyzer:
              cat_scores: dict[str, float], tone_scores: dict[str, float]) -> list[str]:
         """The words (and rule labels) that pushed hardest towards the chosen labels."""
         out = [f"category {category} ({cat_scores.get(category, 0.0):.2f})"
-               + _top_words(nlp, COMPONENTS["category"], doc, CAT + category),
+               + _top_words(self._tables[nlp.lang or ""].get("category"), doc, CAT + category),
                f"tone {tone} ({tone_scores.get(tone, 0.0):.2f})"
-               + _top_words(nlp, COMPONENTS["tone"], doc, TONE + tone)]
+               + _top_words(self._tables[nlp.lang or ""].get("tone"), doc, TONE + tone)]
         return out
 
     def _unknown(self, lang: str, text: str, mail: MailText) -> Analysis:
@@ -160,6 +165,12 @@ class Analyzer:
         )
 
 
+def _make_doc(nlp: Language, text: str) -> Doc:
+    doc = nlp.make_doc(text)
+    doc.user_data[TEXT_KEY] = text
+    return doc
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -172,23 +183,43 @@ def _rounded(scores: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])}
 
 
-def _top_words(nlp: Language, component: str, doc: Doc, label: str, k: int = 6) -> str:
-    if component not in nlp.pipe_names or not len(doc):
+class FeatureScores:
+    """Per-feature label scores of one text classifier, cached by feature key.
+
+    The explanation needs, for every word of a mail, how much it pushes each label. Words
+    repeat across mail, so each key is run through the model once and remembered (bounded).
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.labels = list(pipe.labels)
+        self._rows: dict[int, numpy.ndarray] = {}
+
+    def margins(self, keys: numpy.ndarray) -> numpy.ndarray:
+        """Rows: keys; columns: labels; each score minus the row's mean (what sets it apart)."""
+        missing = [k for k in keys.tolist() if k not in self._rows]
+        if missing:
+            if len(self._rows) + len(missing) > self.LIMIT:
+                self._rows.clear()
+            scores = feature_scores(self.pipe.model, numpy.asarray(missing, dtype=numpy.uint64))
+            margins = scores - scores.mean(axis=1, keepdims=True)
+            self._rows.update(zip(missing, margins, strict=True))
+        if not len(keys):
+            return numpy.zeros((0, len(self.labels)), dtype=numpy.float32)
+        return numpy.stack([self._rows[k] for k in keys.tolist()])
+
+
+def _top_words(table: FeatureScores | None, doc: Doc, label: str, k: int = 6) -> str:
+    if table is None or not len(doc) or label not in table.labels:
         return ""
-    pipe: Any = nlp.get_pipe(component)  # a TextCategorizer; get_pipe is typed loosely
-    labels = list(pipe.labels)
-    if label not in labels:
-        return ""
-    col = labels.index(label)
+    col = table.labels.index(label)
     lowers = numpy.unique(doc.to_array([LOWER]).astype(numpy.uint64).ravel())
     rule_labels = sorted({s.label_ for s in doc.spans.get("rules", [])}) if doc.spans else []
     keys = numpy.concatenate([lowers, numpy.asarray([rule_feature_key(r) for r in rule_labels],
                                                     dtype=numpy.uint64)])
-    scores = feature_scores(pipe.model, keys)
-    if scores.shape[0] == 0:
-        return ""
-    # Evidence for this label relative to the average label: what sets it apart.
-    margin = scores[:, col] - scores.mean(axis=1)
+    margin = table.margins(keys)[:, col]
     order = numpy.argsort(-margin)[:k]
     words = []
     for i in order:
@@ -197,7 +228,7 @@ def _top_words(nlp: Language, component: str, doc: Doc, label: str, k: int = 6) 
         if i >= len(lowers):
             words.append(f"[rule {rule_labels[i - len(lowers)]}]")
         else:
-            words.append(nlp.vocab.strings[int(lowers[i])])
+            words.append(doc.vocab.strings[int(lowers[i])])
     return f" because of: {', '.join(words)}" if words else ""
 
 

@@ -69,7 +69,7 @@ def expand_lemmas(lexicon: Lexicon, lang: str) -> Lexicon:
         phrases = list(spec.get("phrases", []))
         for lemma in spec.get("lemmas", []):
             phrases.extend(sorted(forms.get(lemma.lower(), {lemma})))
-        out[label] = {**spec, "phrases": phrases, "lemmas": []}
+        out[label] = {**spec, "phrases": list(dict.fromkeys(p.lower() for p in phrases)), "lemmas": []}
     return out
 
 
@@ -82,14 +82,16 @@ class RuleMatcher:
         self.lexicon: Lexicon = {}
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._regexes: list[tuple[str, re.Pattern[str]]] = []
-        self.set_lexicon(lexicon if lexicon is not None else packaged_lexicon(nlp.lang or ""))
+        lang = nlp.lang or ""
+        self.set_lexicon(lexicon if lexicon is not None else expand_lemmas(packaged_lexicon(lang), lang))
 
     def set_lexicon(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
         self._phrases = PhraseMatcher(self.vocab, attr="LOWER")
         self._regexes = []
         for label, spec in lexicon.items():
-            phrases = [p for p in spec.get("phrases", []) if p.strip()]
+            # The same phrase twice would be matched twice.
+            phrases = list(dict.fromkeys(p for p in spec.get("phrases", []) if p.strip()))
             if phrases:
                 self._phrases.add(label, [self._make_doc(p) for p in phrases])
             regexes = [r for r in spec.get("regex", []) if r.strip()]
@@ -107,13 +109,15 @@ class RuleMatcher:
         for match_id, start, end in self._phrases(doc):
             spans.append(Span(doc, start, end, label=match_id))
         if self._regexes:
-            lowered = doc.text.lower()
+            lowered = doc_text(doc).lower()
             for label, pattern in self._regexes:
                 for match in pattern.finditer(lowered):
                     span = doc.char_span(match.start(), match.end(), label=label, alignment_mode="expand")
                     if span is not None:
                         spans.append(span)
-        doc.spans[RULES_KEY] = spans
+        # A word found by a phrase and a regex of the same label is one piece of evidence.
+        unique = {(s.label, s.start, s.end): s for s in spans}
+        doc.spans[RULES_KEY] = list(unique.values())
         return doc
 
     # -- serialisation: the lexicon travels with the trained pipeline
@@ -202,7 +206,7 @@ class EntityFinder:
             self._products.add("PRODUCT", [Doc(self.vocab, words=_phrase_tokens(p)) for p in products])
 
     def __call__(self, doc: Doc) -> Doc:
-        text = doc.text
+        text = doc_text(doc)
         spans: list[Span] = []
         for label, pattern in (("ORDER", ORDER_RE), ("MONEY", MONEY_RE), ("DATE", DATE_RE)):
             for match in pattern.finditer(text):
@@ -246,6 +250,16 @@ def packaged_products(lang: str) -> list[str]:
 @Language.factory("mailbot_entities", default_config={"products": None})
 def make_entities(nlp: Language, name: str, products: list[str] | None) -> EntityFinder:
     return EntityFinder(nlp, name, products)
+
+
+TEXT_KEY = "mailbot_text"
+
+
+def doc_text(doc: Doc) -> str:
+    """The doc's text. ``Doc.text`` rebuilds the string token by token on every access, which
+    costs more than the matching itself; the analyzer leaves the original text in user_data."""
+    text = doc.user_data.get(TEXT_KEY)
+    return text if isinstance(text, str) else doc.text
 
 
 def rule_hits(doc: Doc) -> list[tuple[str, str]]:
