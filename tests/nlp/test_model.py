@@ -133,3 +133,17 @@ def test_invalid_training_file_names_line_and_field(tmp_path: Path,
     data.write_text('{"subject": "a", "body": "b", "category": "x"}\n{"subject": "a", "body": "b"}\n')
     assert main(["train", "--data", str(data), "--output", str(tmp_path / "m")]) == 2
     assert f"{data}:2: field 'category': missing" in capsys.readouterr().err
+
+
+def test_saved_pipeline_loads_by_path_with_plain_spacy(tmp_path: Path) -> None:
+    """The custom components and architecture are registered through entry points, so a
+    process that never imports mailbot can spacy.load() the model folder."""
+    code = ("import sys, spacy; nlp = spacy.load(sys.argv[1]); "
+            "doc = nlp('Stelletje oplichters, waar blijft mijn geld?'); "
+            "print(','.join(nlp.pipe_names)); print(max(doc.cats, key=doc.cats.get))")
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "mailbot" / "nlp" / "model" / "nl")],
+                          capture_output=True, text=True, check=False, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    names, top = done.stdout.split()
+    assert names == "mailbot_rules,mailbot_entities,textcat_category,textcat_tone,textcat_signals"
+    assert top.startswith(("cat:", "tone:", "sig:"))
