@@ -33,6 +33,7 @@ from mailbot.nlp.train import CAT, COMPONENTS, META_FILE, SIG, TONE, load_pipeli
 # safety net below).
 _TONE_RULES = {"threat": "threatening", "insult": "abusive", "swear": "abusive", "distress": "distressed"}
 _SIGNAL_RULES = ("legal_threat", "public_threat", "misuse", "repeat_contact", "churn_threat", "urgent")
+_REAL_WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ]{3,}")
 _NAME = re.compile(r"^[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'’.\-]*(?: [A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'’.\-]*){0,3}$")
 
 
@@ -100,8 +101,24 @@ class Analyzer:
                 results[i] = self._analysis(lang, nlp, doc, mails[i])
         for i, result in enumerate(results):
             if result is None:
-                results[i] = self._unknown(langs[i], texts[i], mails[i])
+                results[i] = self._guess(texts[i], mails[i]) or self._unknown(langs[i], texts[i], mails[i])
         return [r for r in results if r is not None]
+
+    def _guess(self, text: str, mail: MailText) -> Analysis | None:
+        """Short mail with too few function words ("great service, thanks", "Idioten."):
+        run every pipeline and keep the one most sure of its category. Text without real
+        words (junk, emoji, a lone order number) stays unknown."""
+        if len(_REAL_WORD.findall(text[:2000])) < 2:
+            return None
+        best: Analysis | None = None
+        for lang, nlp in self.pipelines.items():
+            analysis = self._analysis(lang, nlp, nlp(_make_doc(nlp, text)), mail)
+            if best is None or analysis.confidence > best.confidence:
+                best = analysis
+        if best is not None:
+            best.explanation[0] = (f"language {best.language} (too few function words to tell; "
+                                   f"the {best.language} model was the most confident)")
+        return best
 
     # ------------------------------------------------------------------ internals
 

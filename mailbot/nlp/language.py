@@ -44,17 +44,15 @@ never always really very still just any all
 _MIN_HITS = 2
 
 
-def detect(text: str, *, sample_chars: int = 4000) -> tuple[str, dict[str, float]]:
+def detect(text: str, *, sample_chars: int = 2000) -> tuple[str, dict[str, float]]:
     """Return (language, scores) with language in {"nl", "en", "unknown"}.
 
     Only the first ``sample_chars`` characters are read: enough to decide, and a 1 MB mail
     costs no more than a short one.
     """
-    nl = en = 0
-    for match in _WORD.finditer(text[:sample_chars]):
-        word = match.group().lower()
-        nl += word in NL_WORDS
-        en += word in EN_WORDS
+    words = _WORD.findall(text[:sample_chars].lower())
+    nl = sum(map(NL_WORDS.__contains__, words))
+    en = sum(map(EN_WORDS.__contains__, words))
     total = nl + en
     if total < _MIN_HITS:
         return "unknown", {"nl": 0.0, "en": 0.0}
