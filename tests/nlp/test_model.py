@@ -85,6 +85,7 @@ def test_bad_input_gives_a_clear_result(shipped: Analyzer) -> None:
         MailText("", "\x00\x01\x02\xff" * 1000),
         MailText("", "Mijn order is kapot, can you please send a new one? Dank je wel!"),
         MailText("😡😡😡", "🙄🙄🙄🙄"),
+        MailText("", "great service, thanks"),                # too few function words to tell
     ]
     results = shipped.analyse_many(cases)
     assert len(results) == len(cases)
@@ -93,6 +94,7 @@ def test_bad_input_gives_a_clear_result(shipped: Analyzer) -> None:
     assert results[3].language == "unknown" and results[5].language == "unknown"
     assert results[2].language == "nl"
     assert results[4].language in ("nl", "en")
+    assert results[6].language == "en" and "most confident" in results[6].explanation[0]
 
 
 def test_invalid_json_line_gets_an_error_line_in_its_place() -> None:
