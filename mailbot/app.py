@@ -20,11 +20,10 @@ from mailbot.config import (
     Settings,
     config_path,
 )
-from mailbot.mail import make_sender as _make_sender
-from mailbot.mail import make_source
+from mailbot.mail import make_sender, make_source
 from mailbot.mail.source import MailSource
 from mailbot.pipeline import Analyzer, Decider, Processor
-from mailbot.sending import Sender, SendWorker, SentFolder
+from mailbot.sending import SendWorker, SentFolder
 from mailbot.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,10 +31,6 @@ log = logging.getLogger(__name__)
 def source_factory(mailbox: Mailbox) -> Callable[[], MailSource]:
     """A factory of fresh, unconnected sources: each thread or reconnect gets its own."""
     return lambda: make_source(mailbox.name, mailbox.source)
-
-
-def make_sender(mailbox: Mailbox) -> Sender:
-    return _make_sender(mailbox.transport)
 
 
 @dataclass
@@ -69,7 +64,7 @@ class App:
         return Processor(self.settings, mailbox, self.store, analyzer=self.analyzer, decider=self.decider)
 
     def send_worker(self, *, clock: Callable[[], datetime] | None = None) -> SendWorker:
-        senders = {box.name: make_sender(box) for box in self.settings.mailboxes}
+        senders = {box.name: make_sender(box.transport) for box in self.settings.mailboxes}
         folders: dict[str, Callable[[], SentFolder]] = {
             box.name: source_factory(box) for box in self.settings.mailboxes
         }

@@ -7,7 +7,6 @@ checkpoint in one transaction. Sending happens later, in ``mailbot.sending``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from mailbot.models import (
     RawMail,
     SkipReason,
 )
-from mailbot.store import NewDraft, NewMail, RecordResult, Store
+from mailbot.store import NewDraft, NewMail, RecordResult, Store, dedupe_key_for
 from mailbot.text.clean import clean
 from mailbot.text.mime import parse
 from mailbot.text.screen import screen
@@ -56,13 +55,6 @@ class Processed:
     outcome: MailOutcome
     reason: str
     result: RecordResult
-
-
-def dedupe_key(mail: InboundMail | None, raw: bytes) -> str:
-    """The Message-ID, or a hash of the bytes for mail without one (the same bytes dedupe)."""
-    if mail is not None and mail.message_id:
-        return mail.message_id
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 class Processor:
@@ -193,7 +185,6 @@ class Processor:
             uidvalidity=raw.uidvalidity,
             uid=raw.uid,
             message_id=mail.message_id if mail else None,
-            dedupe_key=dedupe_key(mail, raw.data),
             from_addr=mail.from_addr if mail else "",
             from_name=mail.from_name if mail else "",
             subject=mail.subject if mail else "",
@@ -220,7 +211,8 @@ class Processor:
             body=body,
             in_reply_to=mail.message_id,
             references=tuple(references[-20:]),
-            message_id=make_message_id(self._mailbox.name, dedupe_key(mail, raw.data), self._mailbox.domain),
+            message_id=make_message_id(self._mailbox.name,
+                                       dedupe_key_for(mail.message_id, raw.data), self._mailbox.domain),
             language=lang,
             auto=auto,
             macro_id=macro_id,
