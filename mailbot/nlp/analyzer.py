@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -59,6 +60,7 @@ class Analyzer:
         self.path = path
         self._thresholds = {lang: info.get("signal_thresholds", {})
                             for lang, info in meta.get("languages", {}).items()}
+        self._lock = threading.Lock()
         self._tables: dict[str, dict[str, FeatureScores]] = {
             lang: {key: FeatureScores(nlp.get_pipe(COMPONENTS[key]))
                    for key in ("category", "tone") if COMPONENTS[key] in nlp.pipe_names}
@@ -88,7 +90,15 @@ class Analyzer:
         return self.analyse_many([MailText(subject, body, from_name, sign_off_name)])[0]
 
     def analyse_many(self, mails: Sequence[MailText], *, batch_size: int = 256) -> list[Analysis]:
-        """Analyse in batches per language (nlp.pipe), results in input order."""
+        """Analyse in batches per language (nlp.pipe), results in input order.
+
+        Safe to call from several mailbox threads: spaCy's tokenizer cache and string store,
+        and the explanation cache, are not made for concurrent writers, so calls take turns.
+        """
+        with self._lock:
+            return self._analyse_many(mails, batch_size)
+
+    def _analyse_many(self, mails: Sequence[MailText], batch_size: int) -> list[Analysis]:
         texts = [model_text(_text(m.subject), _text(m.body)) for m in mails]
         langs = [detect(t)[0] for t in texts]
         results: list[Analysis | None] = [None] * len(mails)
