@@ -224,8 +224,9 @@ class FeatureScores:
         self.labels = list(pipe.labels)
         self._rows: dict[int, numpy.ndarray] = {}
 
-    def margins(self, keys: numpy.ndarray) -> numpy.ndarray:
-        """Rows: keys; columns: labels; each score minus the row's mean (what sets it apart)."""
+    def margins(self, keys: numpy.ndarray, column: int) -> numpy.ndarray:
+        """For each key, its score for label ``column`` minus its mean over all labels
+        (what sets that label apart)."""
         missing = [k for k in keys.tolist() if k not in self._rows]
         if missing:
             if len(self._rows) + len(missing) > self.LIMIT:
@@ -233,9 +234,9 @@ class FeatureScores:
             scores = feature_scores(self.pipe.model, numpy.asarray(missing, dtype=numpy.uint64))
             margins = scores - scores.mean(axis=1, keepdims=True)
             self._rows.update(zip(missing, margins, strict=True))
-        if not len(keys):
-            return numpy.zeros((0, len(self.labels)), dtype=numpy.float32)
-        return numpy.stack([self._rows[k] for k in keys.tolist()])
+        rows = self._rows
+        return numpy.fromiter((rows[k][column] for k in keys.tolist()), dtype=numpy.float32,
+                              count=len(keys))
 
 
 def _top_words(table: FeatureScores | None, doc: Doc, label: str, k: int = 6) -> str:
@@ -246,7 +247,7 @@ def _top_words(table: FeatureScores | None, doc: Doc, label: str, k: int = 6) ->
     rule_labels = sorted({s.label_ for s in doc.spans.get("rules", [])}) if doc.spans else []
     keys = numpy.concatenate([lowers, numpy.asarray([rule_feature_key(r) for r in rule_labels],
                                                     dtype=numpy.uint64)])
-    margin = table.margins(keys)[:, col]
+    margin = table.margins(keys, col)
     order = numpy.argsort(-margin)[:k]
     words = []
     for i in order:
