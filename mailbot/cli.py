@@ -350,7 +350,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
 
     analyzer = _load_analyzer(args.model)
     data = read_jsonl(args.data)
-    baseline_train = None if args.no_baseline else load_baseline_train(args.train, analyzer.path)
+    baseline_train = None if args.no_baseline else load_baseline_train(args.train)
     result = evaluate(analyzer, data, baseline_train=baseline_train)
     out.write((json.dumps(result.to_dict(), indent=2) if args.json else result.format()) + "\n")
     return EXIT_OK

@@ -131,11 +131,12 @@ class Processor:
             else:
                 reason += (f" (analysis: {analysis.language}, {analysis.category}, {analysis.tone}"
                            f"{', ' + ', '.join(analysis.signals) if analysis.signals else ''})")
+            reason += limit_note  # the stored reason and the returned one are the same text
             draft = self._draft(mail, raw, subject=None, body="",
                                 language=analysis.language if analysis else None, auto=False,
                                 explanation=analysis.explanation if analysis else None)
             result = self._store.record_mail(new_mail, outcome=MailOutcome.NEEDS_AGENT,
-                                             reason=reason + limit_note,
+                                             reason=reason,
                                              analysis=analysis.to_dict() if analysis else None,
                                              draft=draft, checkpoint=checkpoint)
             return Processed(MailOutcome.NEEDS_AGENT, reason, result)

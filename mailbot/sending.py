@@ -20,15 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from mailbot.config import Mailbox, Settings
-from mailbot.errors import MailbotError, PermanentSendError, SendError, SourceError, TemporarySendError
+from mailbot.errors import MailbotError, PermanentSendError, SendError, TemporarySendError
 from mailbot.mail.compose import build_reply
 from mailbot.mail.sender import Sender
 from mailbot.store import Draft, Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SentFolder(Protocol):
@@ -65,38 +66,52 @@ class SendWorker:
     async def send_due(self, *, limit: int = 50) -> SendReport:
         """Claim and send every due draft (in batches of ``limit``) until none is left."""
         report = SendReport()
-        self.recover_stuck()
-        while True:
-            drafts = self._store.claim_sendable(self._worker, self._clock(), limit=limit)
-            if not drafts:
-                break
-            for draft in drafts:
-                await self._send_one(draft, report)
+        folders = _Folders(self._sent_folders)
+        try:
+            self.recover_stuck(folders=folders)
+            while True:
+                drafts = self._store.claim_sendable(self._worker, self._clock(), limit=limit)
+                if not drafts:
+                    break
+                for draft in drafts:
+                    await self._send_one(draft, report, folders)
+        finally:
+            folders.close()
         return report
 
-    def recover_stuck(self, older_than: timedelta = timedelta(minutes=2)) -> None:
+    def recover_stuck(self, older_than: timedelta = timedelta(minutes=2), *,
+                      folders: _Folders | None = None) -> None:
         """Drafts left in ``sending`` by a dead worker: sent if the copy exists, else retried.
 
         A claim by a process of this host that no longer runs is stale at once (a restart
         after a crash goes on immediately); any other claim only after ``older_than``, since
         its worker may still be talking to the relay.
         """
+        own = folders is None
+        folders = folders or _Folders(self._sent_folders)
+        try:
+            self._recover(folders, older_than)
+        finally:
+            if own:
+                folders.close()
+
+    def _recover(self, folders: _Folders, older_than: timedelta) -> None:
         now = self._clock()
         for draft in self._store.stuck_sending(now):
             stale = (draft.claimed_at is not None and draft.claimed_at < now - older_than) or (
                 draft.claimed_by != self._worker and _dead_local_worker(draft.claimed_by))
             if not stale:
                 continue
-            if self._already_sent(draft):
+            if self._already_sent(draft, folders):
                 self._store.mark_sent(draft.id, actor=self._worker)
                 log.info("draft %s was sent before a crash; recorded as sent", draft.id)
             else:
                 self._store.retry_later(draft.id, "recovered after an interrupted send", None,
                                         now, actor=self._worker)
 
-    async def _send_one(self, draft: Draft, report: SendReport) -> None:
+    async def _send_one(self, draft: Draft, report: SendReport, folders: _Folders) -> None:
         mailbox = self._settings.mailbox(draft.mailbox)
-        if draft.attempts > 0 and self._already_sent(draft):
+        if draft.attempts > 0 and self._already_sent(draft, folders):
             self._store.mark_sent(draft.id, actor=self._worker)
             report.already_sent += 1
             return
@@ -108,12 +123,12 @@ class SendWorker:
             log.warning("draft %s failed permanently: %s", draft.id, exc)
             report.failed += 1
             return
-        except (TemporarySendError, SendError) as exc:
+        except SendError as exc:  # TemporarySendError, or anything else not known to be final
             self._retry(draft, exc, report)
             return
         self._store.mark_sent(draft.id, actor=self._worker)
         report.sent += 1
-        self._file_copy(draft, mailbox, message.as_bytes())
+        self._file_copy(draft, message.as_bytes(), folders)
 
     def _retry(self, draft: Draft, exc: SendError, report: SendReport) -> None:
         sending = self._settings.sending
@@ -129,32 +144,54 @@ class SendWorker:
         log.info("draft %s: %s; retrying in %.0f s", draft.id, exc, delay)
         report.retried += 1
 
-    def _already_sent(self, draft: Draft) -> bool:
+    def _already_sent(self, draft: Draft, folders: _Folders) -> bool:
         try:
-            folder = self._sent_folders[draft.mailbox]()
-            folder.connect()
-            try:
-                return folder.has_sent(draft.message_id)
-            finally:
-                folder.close()
+            return folders.use(draft.mailbox, lambda folder: folder.has_sent(draft.message_id))
         except MailbotError as exc:
             # Without the check we cannot know; waiting is safer than a possible second reply.
             raise TemporarySendError(f"cannot check the Sent folder before retrying: {exc}") from exc
 
-    def _file_copy(self, draft: Draft, mailbox: Mailbox, data: bytes) -> None:
+    def _file_copy(self, draft: Draft, data: bytes, folders: _Folders) -> None:
         """Copy to Sent and flag the original \\Answered; failures here never resend."""
+        source_key = self._store.get_mail(draft.mail_id).source_key
+
+        def file(folder: SentFolder) -> None:
+            folder.append_sent(data)
+            folder.flag_answered(source_key)
+
         try:
-            folder = self._sent_folders[draft.mailbox]()
-            folder.connect()
-            try:
-                folder.append_sent(data)
-                source_key = self._store.get_mail(draft.mail_id).source_key
-                folder.flag_answered(source_key)
-                self._store.mark_answered_done(draft.mail_id)
-            finally:
-                folder.close()
-        except (SourceError, MailbotError) as exc:
+            folders.use(draft.mailbox, file)
+            self._store.mark_answered_done(draft.mail_id)
+        except MailbotError as exc:
             log.warning("draft %s sent, but filing the copy failed: %s", draft.id, exc)
+
+
+class _Folders:
+    """One connection per mailbox for a whole round of sending, opened on first use, so a
+    batch of replies costs one IMAP login instead of one (or two) per reply. A connection
+    that failed is dropped and opened afresh on its next use."""
+
+    def __init__(self, factories: dict[str, Callable[[], SentFolder]]) -> None:
+        self._factories = factories
+        self._open: dict[str, SentFolder] = {}
+
+    def use(self, mailbox: str, action: Callable[[SentFolder], T]) -> T:
+        folder = self._open.get(mailbox)
+        if folder is None:
+            folder = self._factories[mailbox]()
+            folder.connect()
+            self._open[mailbox] = folder
+        try:
+            return action(folder)
+        except MailbotError:
+            self._open.pop(mailbox, None)
+            folder.close()
+            raise
+
+    def close(self) -> None:
+        for folder in self._open.values():
+            folder.close()
+        self._open.clear()
 
 
 def _message_for(draft: Draft, mailbox: Mailbox) -> EmailMessage:

@@ -5,7 +5,6 @@ alternative.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,21 +109,12 @@ def baseline_reports(train: Sequence[Example], test: Sequence[Example]) -> dict[
     return out
 
 
-def default_train_file(model_path: Path) -> Path | None:
-    """The training file recorded in the model's meta, or the packaged corpus."""
-    meta = model_path / "mailbot.json"
-    try:
-        recorded = json.loads(meta.read_text(encoding="utf-8")).get("train_file")
-    except (OSError, ValueError):
-        recorded = None
-    if recorded and Path(recorded).is_file():
-        return Path(recorded)
-    corpus = Path(__file__).resolve().parent / "corpus" / "train.jsonl"
-    return corpus if corpus.is_file() else None
+CORPUS_TRAIN = Path(__file__).resolve().parent / "corpus" / "train.jsonl"
 
 
-def load_baseline_train(path: str | Path | None, model_path: Path) -> list[Example]:
-    file = Path(path) if path else default_train_file(model_path)
-    if file is None:
+def load_baseline_train(path: str | Path | None) -> list[Example]:
+    """The baseline's training data: ``--train``, else the packaged corpus's train split."""
+    file = Path(path) if path else CORPUS_TRAIN
+    if not file.is_file():
         raise ModelError("no training data for the baseline: pass --train FILE.jsonl")
     return read_jsonl(file)

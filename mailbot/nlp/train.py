@@ -182,6 +182,8 @@ def _train_language(lang: str, items: list[Example], dev: list[Example], labels:
     rng = random.Random(seed)
     nlp = build_pipeline(lang, labels, config)
     docs = [nlp.make_doc(model_text(e.subject, e.body)) for e in items]
+    # Cleaned once: the development data is scored after every epoch.
+    dev_texts = [model_text(e.subject, e.body) for e in dev]
     # Rule spans must exist on the docs the classifiers read.
     for name in ("mailbot_rules", "mailbot_entities"):
         pipe = nlp.get_pipe(name)
@@ -218,7 +220,7 @@ def _train_language(lang: str, items: list[Example], dev: list[Example], labels:
         # Parameter averaging: the running average of the weights generalises better than
         # the last step, so it is what we score and what we keep.
         with nlp.use_params(optimizer.averages):
-            cat_f1, tone_f1 = _dev_scores(nlp, dev, labels)
+            cat_f1, tone_f1 = _dev_scores(nlp, dev, dev_texts, labels)
             snapshot = nlp.to_bytes()
         log = EpochLog(epoch, sum(losses.values()), cat_f1, tone_f1, time.perf_counter() - started)
         improved = best is None or (cat_f1 + tone_f1) > (best.category_f1 + best.tone_f1) + 1e-4
@@ -240,10 +242,11 @@ def predict_cats(nlp: Language, texts: Sequence[str]) -> list[dict[str, float]]:
     return [dict(doc.cats) for doc in nlp.pipe(texts, batch_size=256)]
 
 
-def _dev_scores(nlp: Language, dev: Sequence[Example], labels: Labels) -> tuple[float, float]:
+def _dev_scores(nlp: Language, dev: Sequence[Example], dev_texts: Sequence[str],
+                labels: Labels) -> tuple[float, float]:
     if not dev:
         return 0.0, 0.0
-    cats = predict_cats(nlp, [model_text(e.subject, e.body) for e in dev])
+    cats = predict_cats(nlp, dev_texts)
     cat_gold = [e.category or "" for e in dev]
     cat_pred = [_argmax(c, CAT) for c in cats]
     tone_pairs = [(e.tone, _argmax(c, TONE)) for e, c in zip(dev, cats, strict=True) if e.tone]
