@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import time
@@ -46,15 +47,18 @@ def main() -> None:
     load = time.perf_counter() - started
     mails = [MailText(s, b) for s, b in mails_of_about(1500, args.n)]
     analyzer.analyse_many(mails[:200])  # warm-up: caches, first-call costs
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     results = analyzer.analyse_many(mails)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     assert len(results) == len(mails)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     avg = sum(len(m.subject) + len(m.body) for m in mails) / len(mails)
     print(f"model load (import + both pipelines): {load:.2f} s   (target < 2 s)")
     print(f"throughput: {len(mails) / elapsed:,.0f} mails/s for {len(mails)} mails of "
           f"~{avg:,.0f} characters   (target >= 2,000)")
+    # On a shared machine wall time includes waiting for the CPU; CPU time does not.
+    print(f"           {len(mails) / cpu:,.0f} mails per CPU-second "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"peak RSS: {peak_mb:,.0f} MB   (target < 400 MB)")
 
 

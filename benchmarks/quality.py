@@ -42,7 +42,7 @@ def main() -> None:
         model = result.model[field].macro_f1
         base = result.baseline[field].macro_f1
         holds = model >= target and model >= base
-        print(f"{field:10} {model:7.3f} {base:9.3f} {target:7.2f}  {'yes' if holds else 'NO'}")
+        print(f"{field:10} {model:7.4f} {base:9.4f} {target:7.2f}  {'yes' if holds else 'NO'}")
     for lang in ("nl", "en"):
         part = [e for e in test if e.language == lang]
         sub = evaluate(analyzer, part, baseline_train=[e for e in train if e.language == lang])

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailbot import config as config_module
 from mailbot.config import (
@@ -25,6 +26,9 @@ from mailbot.mail.source import MailSource
 from mailbot.pipeline import Analyzer, Decider, Processor
 from mailbot.sending import SendWorker, SentFolder
 from mailbot.store import Store
+
+if TYPE_CHECKING:
+    from mailbot.respond import Responder
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +59,20 @@ class App:
             from mailbot.nlp.analyzer import Analyzer  # spaCy loads only when analysis is on
 
             analyzer = Analyzer.load(settings.nlp.model)
+        from mailbot.respond import build_responder  # macros + policy, hot-reloaded
+
+        decider = build_responder(settings)
         store = Store.open(url)
         if migrate:
             store.migrate()
-        return cls(settings=settings, store=store, analyzer=analyzer)
+        return cls(settings=settings, store=store, analyzer=analyzer, decider=decider)
+
+    @property
+    def responder(self) -> Responder | None:
+        """The macro engine (list, render, lint status, reload), when macros are on."""
+        from mailbot.respond import Responder
+
+        return self.decider if isinstance(self.decider, Responder) else None
 
     def processor(self, mailbox: Mailbox) -> Processor:
         return Processor(self.settings, mailbox, self.store, analyzer=self.analyzer, decider=self.decider)

@@ -324,7 +324,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 
     report = train(data, dev, args.output, overrides=overrides, progress=progress)
     for lang, info in report.languages.items():
-        out.write(f"{lang}: {info['train']} mails, best epoch {info['best_epoch']}, dev category macro-F1 "
+        out.write(f"{lang}: trained on {info['train']} mails, dev category macro-F1 "
                   f"{info['dev_category_macro_f1']:.3f}, tone macro-F1 {info['dev_tone_macro_f1']:.3f}\n")
     out.write(f"model saved to {report.output}\n")
     return EXIT_OK
@@ -426,6 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_eval)
+
+    from mailbot.web.commands import add_commands  # `web` and `users`: the agents' page
+
+    add_commands(sub)
+    from mailbot.respond.cli import add_parsers  # `macros lint|test|preview` and `respond`
+
+    add_parsers(sub)
     return parser
 
 

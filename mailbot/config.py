@@ -168,9 +168,41 @@ class Nlp(_Model):
     model: Path | None = None       # a model folder from `mailbot train`; default: the shipped model
 
 
+class Respond(_Model):
+    """Reply macros and the policy (docs/macros.md). Relative paths are relative to the config
+    file; without the macros folder every mail goes to an agent."""
+
+    enabled: bool = True
+    macros: Path = Path("../macros")       # macros/*.yaml, macros/snippets/*.j2, macros/tests/
+    policy: Path = Path("policy.yaml")     # send / draft / escalate / ignore rules
+    agent: str = ""                        # signs automatic replies; default: company.contact_person
+
+
+class Web(_Model):
+    """The agents' web page (``mailbot web``, or inside ``mailbot run`` with ``enabled``).
+
+    No secret key: sessions are random tokens whose SHA-256 is kept in the database, so
+    there is nothing to sign and nothing to rotate when a deployment is copied.
+    """
+
+    enabled: bool = False           # also serve the page from `mailbot run` (same process, same store)
+    host: str = "127.0.0.1"         # put a TLS-terminating proxy in front for anything but localhost
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080   # 0: any free port (tests)
+    sla_hours: Annotated[float, Field(gt=0)] = 24.0      # a customer waits at most this long for an answer
+    session_hours: Annotated[float, Field(gt=0)] = 12.0  # a login lasts at most this long
+    idle_minutes: Annotated[float, Field(gt=0)] = 120.0  # ... and ends after this long without a request
+    secure_cookies: bool = False    # set true when the page is served over https
+    login_failures_per_user: Annotated[int, Field(ge=1)] = 5   # then that account waits ...
+    login_failures_per_ip: Annotated[int, Field(ge=1)] = 20    # ... or that address waits ...
+    login_window_minutes: Annotated[float, Field(gt=0)] = 15.0  # ... until failures leave this window
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)  # whose X-Forwarded-For names the client
+
+
 class Settings(_Model):
     database: Database = Database()
     nlp: Nlp = Nlp()
+    respond: Respond = Respond()
+    web: Web = Web()
     mailboxes: Annotated[tuple[Mailbox, ...], Field(min_length=1)]
     limits: Limits = Limits()
     sending: Sending = Sending()
@@ -296,6 +328,14 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     if isinstance(nlp, dict) and isinstance(nlp.get("model"), str):
         model = Path(nlp["model"])
         nlp["model"] = str(model if model.is_absolute() else (base / model).resolve())
+    if data.get("respond") is None:
+        data["respond"] = {}  # the defaults are paths too, relative to this file like the rest
+    respond = data["respond"]
+    if isinstance(respond, dict):
+        for key in ("macros", "policy"):
+            value = respond.get(key, str(Respond.model_fields[key].default))
+            if isinstance(value, str):
+                respond[key] = str(Path(value) if Path(value).is_absolute() else (base / value).resolve())
     db = data.get("database")
     if isinstance(db, dict) and isinstance(db.get("url"), str):
         url = db["url"]

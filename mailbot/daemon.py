@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from mailbot.app import App, source_factory
 from mailbot.config import ImapSource
 from mailbot.errors import MailbotError, StoreError
-from mailbot.scheduler import Jobs
+from mailbot.scheduler import MACRO_RELOAD_INTERVAL, Jobs
 from mailbot.sending import SendReport
 from mailbot.worker import MailboxWorker
 
@@ -96,13 +96,22 @@ class Daemon:
         jobs.every(10.0, "send", self._wake_sender.set)
         jobs.every(60.0, "watchdog", self._watchdog)
         jobs.every(24 * 3600.0, "retention", self._retention)
+        if self._app.responder is not None:
+            jobs.every(MACRO_RELOAD_INTERVAL, "reload:macros", self._app.responder.check_reload)
         for thread in self._threads:
             thread.start()
         jobs.start()
         log.info("mailbot running: %d mailbox(es): %s", len(self._workers),
                  ", ".join(w.name for w in self._workers))
         sender = self._app.send_worker()
+        web = None
         try:
+            if self._app.settings.web.enabled:
+                # The agents' page in this process: its approvals wake this daemon's sender.
+                from mailbot.web.server import WebServer  # Starlette/uvicorn load only when served
+
+                web = WebServer(self._app, send_now=wake, embedded=True)
+                await web.start()
             while not self._stop.is_set():
                 await self._wake_sender.wait()
                 self._wake_sender.clear()
@@ -115,6 +124,8 @@ class Daemon:
                     await asyncio.sleep(2.0)
                     self._wake_sender.set()
         finally:
+            if web is not None:
+                await web.stop()
             jobs.shutdown()
             self._stop.set()
             for thread in self._threads:

@@ -6,6 +6,9 @@ as ``__cause__`` (``raise ... from exc``).
 
     MailbotError
      +-- ConfigError                 config file or environment is invalid (file, key, problem)
+     |    +-- MacroError             a macro, snippet or policy file is invalid (file, line, key)
+     |         +-- UnknownMacroError (also LookupError) no macro with that id in the loaded set
+     |         +-- RenderError       a macro's template failed for one mail (file, line, variable)
      +-- SourceError                 reading the inbox failed
      |    +-- SourceConnectionError  (also ConnectionError) network drop, refused, timeout
      |    +-- SourceAuthError        login refused
@@ -36,6 +39,36 @@ class ConfigError(MailbotError):
         self.problem = problem
         where = ": ".join(part for part in (file, key) if part)
         super().__init__(f"{where}: {problem}" if where else problem)
+
+
+class MacroError(ConfigError):
+    """A macro, snippet or policy file is invalid. Names the file, the line and the key."""
+
+    def __init__(self, problem: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        where = f"{file}:{line}" if file and line is not None else file
+        super().__init__(problem, file=where, key=key)
+        self.file = file
+        self.line = line
+
+
+class UnknownMacroError(MacroError, LookupError):
+    def __init__(self, macro_id: str) -> None:
+        super().__init__(f"no macro with id {macro_id!r} in the loaded set")
+        self.macro_id = macro_id
+
+
+class RenderError(MacroError):
+    """A template could not be rendered for a mail (undefined variable, sandbox violation).
+
+    The draft then goes to an agent with this message as the reason; it is never sent.
+    """
+
+    def __init__(self, problem: str, *, macro_id: str, file: str | None = None,
+                 line: int | None = None, variable: str | None = None) -> None:
+        super().__init__(f"template error in macro {macro_id}: {problem}", file=file, line=line)
+        self.macro_id = macro_id
+        self.variable = variable
 
 
 class SourceError(MailbotError):

@@ -7,7 +7,9 @@ Jobs:
   drafts approved by agents from another process such as the CLI or the web app);
 - ``watchdog``        every 60 s: a mailbox worker that has shown no sign of life for longer
   than twice its IDLE timeout is logged, so a silent hang is visible;
-- ``retention``       daily: purges the bodies of old, finished mail.
+- ``retention``       daily: purges the bodies of old, finished mail;
+- ``reload:macros``   every ``MACRO_RELOAD_INTERVAL`` (2 s): reloads edited macro and policy
+  files (``Responder.check_reload``: a stat per file; a bad edit keeps the last good set).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger(__name__)
+
+MACRO_RELOAD_INTERVAL = 2.0   # seconds between checks of the macro folder and the policy file
 
 
 class Jobs:

@@ -53,8 +53,9 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
 fi
 
 if [ $dev = 1 ]; then
-  # Real servers for the tests: dovecot (IMAP) and PostgreSQL 15's server binaries.
-  pkgs=(dovecot-imapd)
+  # Real servers for the tests: dovecot (IMAP) and PostgreSQL 15's server binaries; Debian's
+  # chromium for the web page's browser tests (Playwright drives it; no browser download).
+  pkgs=(dovecot-imapd chromium)
   [ -x /usr/lib/postgresql/15/bin/initdb ] || pkgs+=(postgresql-15)
   command -v setpriv >/dev/null 2>&1 || pkgs+=(util-linux)
   apt_install "${pkgs[@]}"

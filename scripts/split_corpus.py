@@ -3,6 +3,11 @@
 Stratified by language, category and tone, 70/15/15, with a fixed seed so the split is
 reproducible. test.jsonl is for the final report only: never train or tune on it.
 
+Batches come in generations: files named ``g2_*.jsonl`` are the second generation, and so on
+(plain names are the first). Each generation is split on its own and appended, so adding a
+batch never moves an existing mail from one split to another (a mail that was in test stays
+there, and nothing that was trained on lands in test).
+
     python scripts/split_corpus.py
 """
 
@@ -17,23 +22,15 @@ CORPUS = Path(__file__).resolve().parent.parent / "mailbot" / "nlp" / "corpus"
 SEED = 20261122
 
 
-def main() -> None:
-    rows: list[dict] = []
-    seen: set[str] = set()
-    for file in sorted((CORPUS / "raw").glob("*.jsonl")):
-        for line in file.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            key = " ".join(row["body"].split()).lower()
-            if key in seen:
-                continue  # the same mail twice would leak between splits
-            seen.add(key)
-            rows.append({k: row[k] for k in ("subject", "body", "language", "category", "tone", "signals")})
+def generation(file: Path) -> int:
+    head = file.name.split("_", 1)[0]
+    return int(head[1:]) if head[:1] == "g" and head[1:].isdigit() else 1
+
+
+def split(rows: list[dict], rng: random.Random) -> dict[str, list[dict]]:
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["language"], row["category"], row["tone"])].append(row)
-    rng = random.Random(SEED)
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
     for key in sorted(groups):
         items = groups[key]
@@ -46,11 +43,34 @@ def main() -> None:
         splits["test"].extend(items[:n_test])
         splits["dev"].extend(items[n_test:n_test + n_dev])
         splits["train"].extend(items[n_test + n_dev:])
-    for name, items in splits.items():
+    for items in splits.values():
         rng.shuffle(items)
-        with open(CORPUS / f"{name}.jsonl", "w", encoding="utf-8") as out:
+    return splits
+
+
+def main() -> None:
+    seen: set[str] = set()
+    by_generation: dict[int, list[dict]] = defaultdict(list)
+    for file in sorted((CORPUS / "raw").glob("*.jsonl"), key=lambda f: (generation(f), f.name)):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            key = " ".join(row["body"].split()).lower()
+            if key in seen:
+                continue  # the same mail twice would leak between splits
+            seen.add(key)
+            by_generation[generation(file)].append(
+                {k: row[k] for k in ("subject", "body", "language", "category", "tone", "signals")})
+    rng = random.Random(SEED)
+    out: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    for gen in sorted(by_generation):
+        for name, items in split(by_generation[gen], rng).items():
+            out[name].extend(items)
+    for name, items in out.items():
+        with open(CORPUS / f"{name}.jsonl", "w", encoding="utf-8") as handle:
             for row in items:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"{name}: {len(items)}")
 
 

@@ -17,15 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy
-from spacy.attrs import LOWER
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from mailbot.errors import ModelError
 from mailbot.models import Analysis
-from mailbot.nlp.components import TEXT_KEY, entities, rule_hits
-from mailbot.nlp.features import feature_scores, rule_feature_key
+from mailbot.nlp.components import entities, rule_hits
 from mailbot.nlp.language import detect
 from mailbot.nlp.prepare import model_text
 from mailbot.nlp.train import CAT, COMPONENTS, META_FILE, SIG, TONE, load_pipeline
@@ -61,11 +58,6 @@ class Analyzer:
         self._thresholds = {lang: info.get("signal_thresholds", {})
                             for lang, info in meta.get("languages", {}).items()}
         self._lock = threading.Lock()
-        self._tables: dict[str, dict[str, FeatureScores]] = {
-            lang: {key: FeatureScores(nlp.get_pipe(COMPONENTS[key]))
-                   for key in ("category", "tone") if COMPONENTS[key] in nlp.pipe_names}
-            for lang, nlp in pipelines.items()
-        }
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Analyzer:
@@ -106,7 +98,7 @@ class Analyzer:
             idx = [i for i, found in enumerate(langs) if found == lang]
             if not idx:
                 continue
-            docs = nlp.pipe((_make_doc(nlp, texts[i]) for i in idx), batch_size=batch_size)
+            docs = nlp.pipe((texts[i] for i in idx), batch_size=batch_size)
             for i, doc in zip(idx, docs, strict=True):
                 results[i] = self._analysis(lang, nlp, doc, mails[i])
         for i, result in enumerate(results):
@@ -122,7 +114,7 @@ class Analyzer:
             return None
         best: Analysis | None = None
         for lang, nlp in self.pipelines.items():
-            analysis = self._analysis(lang, nlp, nlp(_make_doc(nlp, text)), mail)
+            analysis = self._analysis(lang, nlp, nlp(text), mail)
             if best is None or analysis.confidence > best.confidence:
                 best = analysis
         if best is not None:
@@ -170,11 +162,9 @@ class Analyzer:
     def _why(self, nlp: Language, doc: Doc, category: str, tone: str,
              cat_scores: dict[str, float], tone_scores: dict[str, float]) -> list[str]:
         """The words (and rule labels) that pushed hardest towards the chosen labels."""
-        out = [f"category {category} ({cat_scores.get(category, 0.0):.2f})"
-               + _top_words(self._tables[nlp.lang or ""].get("category"), doc, CAT + category),
-               f"tone {tone} ({tone_scores.get(tone, 0.0):.2f})"
-               + _top_words(self._tables[nlp.lang or ""].get("tone"), doc, TONE + tone)]
-        return out
+        return [f"category {category} ({cat_scores.get(category, 0.0):.2f})"
+                + _because(nlp, doc, "category", category),
+                f"tone {tone} ({tone_scores.get(tone, 0.0):.2f})" + _because(nlp, doc, "tone", tone)]
 
     def _unknown(self, lang: str, text: str, mail: MailText) -> Analysis:
         reason = ("no text to analyse" if not text.strip() else
@@ -192,12 +182,6 @@ class Analyzer:
         )
 
 
-def _make_doc(nlp: Language, text: str) -> Doc:
-    doc = nlp.make_doc(text)
-    doc.user_data[TEXT_KEY] = text
-    return doc
-
-
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -210,53 +194,12 @@ def _rounded(scores: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])}
 
 
-class FeatureScores:
-    """Per-feature label scores of one text classifier, cached by feature key.
-
-    The explanation needs, for every word of a mail, how much it pushes each label. Words
-    repeat across mail, so each key is run through the model once and remembered (bounded).
-    """
-
-    LIMIT = 200_000
-
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
-        self.labels = list(pipe.labels)
-        self._rows: dict[int, numpy.ndarray] = {}
-
-    def margins(self, keys: numpy.ndarray, column: int) -> numpy.ndarray:
-        """For each key, its score for label ``column`` minus its mean over all labels
-        (what sets that label apart)."""
-        missing = [k for k in keys.tolist() if k not in self._rows]
-        if missing:
-            if len(self._rows) + len(missing) > self.LIMIT:
-                self._rows.clear()
-            scores = feature_scores(self.pipe.model, numpy.asarray(missing, dtype=numpy.uint64))
-            margins = scores - scores.mean(axis=1, keepdims=True)
-            self._rows.update(zip(missing, margins, strict=True))
-        rows = self._rows
-        return numpy.fromiter((rows[k][column] for k in keys.tolist()), dtype=numpy.float32,
-                              count=len(keys))
-
-
-def _top_words(table: FeatureScores | None, doc: Doc, label: str, k: int = 6) -> str:
-    if table is None or not len(doc) or label not in table.labels:
+def _because(nlp: Language, doc: Doc, family: str, label: str) -> str:
+    name = COMPONENTS[family]
+    if name not in nlp.pipe_names:
         return ""
-    col = table.labels.index(label)
-    lowers = numpy.unique(doc.to_array([LOWER]).astype(numpy.uint64).ravel())
-    rule_labels = sorted({s.label_ for s in doc.spans.get("rules", [])}) if doc.spans else []
-    keys = numpy.concatenate([lowers, numpy.asarray([rule_feature_key(r) for r in rule_labels],
-                                                    dtype=numpy.uint64)])
-    margin = table.margins(keys, col)
-    order = numpy.argsort(-margin)[:k]
-    words = []
-    for i in order:
-        if margin[i] <= 0:
-            break
-        if i >= len(lowers):
-            words.append(f"[rule {rule_labels[i - len(lowers)]}]")
-        else:
-            words.append(doc.vocab.strings[int(lowers[i])])
+    pipe: Any = nlp.get_pipe(name)
+    words = pipe.explain(doc, label)
     return f" because of: {', '.join(words)}" if words else ""
 
 

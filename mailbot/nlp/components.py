@@ -22,14 +22,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy
 import srsly
 import yaml
+from spacy.attrs import LOWER
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
-from mailbot.nlp.features import RULES_KEY
+from mailbot.nlp.linear import RULES_KEY
+from mailbot.nlp.tokenizer import ENDS_KEY, STARTS_KEY, char_span, doc_text, span_text, words
 
 Lexicon = dict[str, dict[str, list[str]]]
 
@@ -82,6 +85,7 @@ class RuleMatcher:
         self.lexicon: Lexicon = {}
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._regexes: list[tuple[str, re.Pattern[str]]] = []
+        self._word_labels: dict[int, tuple[str, ...]] = {}
         lang = nlp.lang or ""
         self.set_lexicon(lexicon if lexicon is not None else expand_lemmas(packaged_lexicon(lang), lang))
 
@@ -89,6 +93,7 @@ class RuleMatcher:
         self.lexicon = lexicon
         self._phrases = PhraseMatcher(self.vocab, attr="LOWER")
         self._regexes = []
+        self._word_labels = {}
         for label, spec in lexicon.items():
             # The same phrase twice would be matched twice.
             phrases = list(dict.fromkeys(p for p in spec.get("phrases", []) if p.strip()))
@@ -96,25 +101,38 @@ class RuleMatcher:
                 self._phrases.add(label, [self._make_doc(p) for p in phrases])
             regexes = [r for r in spec.get("regex", []) if r.strip()]
             if regexes:
-                # One alternation per label over word starts: a single C-level scan per label.
+                # Regexes describe the start of one word ("kanker..." compounds, "f*ck"): each
+                # distinct word of a mail is tested once, and the answer remembered.
                 combined = "|".join(f"(?:{r.lstrip('^').rstrip('$')})" for r in regexes)
-                self._regexes.append((label, re.compile(rf"(?<![\w*]){combined}[\w*]*")))
+                self._regexes.append((label, re.compile(combined)))
 
     def _make_doc(self, text: str) -> Doc:
-        # Phrases are split like the default tokenizer splits them ("bol.com" stays one token).
         return Doc(self.vocab, words=_phrase_tokens(text))
+
+    def _labels_of(self, word: str) -> tuple[str, ...]:
+        return tuple(label for label, pattern in self._regexes if pattern.match(word))
 
     def __call__(self, doc: Doc) -> Doc:
         spans: list[Span] = []
         for match_id, start, end in self._phrases(doc):
             spans.append(Span(doc, start, end, label=match_id))
-        if self._regexes:
-            lowered = doc_text(doc).lower()
-            for label, pattern in self._regexes:
-                for match in pattern.finditer(lowered):
-                    span = doc.char_span(match.start(), match.end(), label=label, alignment_mode="expand")
-                    if span is not None:
-                        spans.append(span)
+        if self._regexes and len(doc):
+            lower = doc.to_array([LOWER]).ravel()
+            known = self._word_labels
+            hits = {}
+            for key in numpy.unique(lower).tolist():
+                labels = known.get(key)
+                if labels is None:
+                    labels = self._labels_of(doc.vocab.strings[key])
+                    if len(known) >= 200_000:
+                        known.clear()  # bounded: junk mail must not grow it forever
+                    known[key] = labels
+                if labels:
+                    hits[key] = labels
+            if hits:
+                for i, key in enumerate(lower.tolist()):
+                    for label in hits.get(key, ()):
+                        spans.append(Span(doc, i, i + 1, label=label))
         # A word found by a phrase and a regex of the same label is one piece of evidence.
         unique = {(s.label, s.start, s.end): s for s in spans}
         doc.spans[RULES_KEY] = list(unique.values())
@@ -139,11 +157,9 @@ class RuleMatcher:
         return self
 
 
-_PHRASE_TOKEN = re.compile(r"\w+(?:[.'’]\w+)*|[^\w\s]")
-
-
 def _phrase_tokens(text: str) -> list[str]:
-    return _PHRASE_TOKEN.findall(text.lower())
+    # Phrases are split exactly as the tokenizer splits mail, or they would never match.
+    return words(text.lower())
 
 
 @Language.factory("mailbot_rules", default_config={"lexicon": None})
@@ -178,15 +194,47 @@ _DAYS = (
     r"maandag|dinsdag|woensdag|donderdag|vrijdag|zaterdag|zondag|monday|tuesday|wednesday|thursday|"
     r"friday|saturday|sunday"
 )
-DATE_RE = re.compile(
-    rf"(?i:\b\d{{1,2}}(?:st|nd|rd|th|e|ste)?\s(?:of\s)?(?:{_MONTHS})\.?(?:\s\d{{4}})?\b"
-    rf"|\b(?:{_MONTHS})\.?\s\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s\d{{4}})?\b"
+# Dates are found by two patterns: those that hold a digit ("3 mei", "12/05", "2 weeks ago")
+# and those led by a word ("May 3", "vorige week", "gisteren"). Each runs only near the tokens
+# that can start it (see EntityFinder._windows).
+DATE_NUM_RE = re.compile(
+    rf"\b\d{{1,2}}(?:st|nd|rd|th|e|ste)?\s(?:of\s)?(?i:{_MONTHS})\.?(?:\s\d{{4}})?\b"
     rf"|\b\d{{1,2}}[/-]\d{{1,2}}(?:[/-]\d{{2,4}})?\b"
+    rf"|\b\d{{1,3}}\s(?i:dagen|weken|maanden|days|weeks|months)\s(?i:geleden|ago)\b"
+)
+DATE_WORD_RE = re.compile(
+    rf"(?i:\b(?:{_MONTHS})\.?\s\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s\d{{4}})?\b"
     rf"|\b(?:afgelopen|vorige|komende|volgende|last|next|this|deze|on)\s(?:{_DAYS})\b"
     rf"|\b(?:gisteren|eergisteren|vandaag|morgen|overmorgen|yesterday|today|tomorrow)\b"
-    rf"|\b(?:vorige|afgelopen|last)\s(?:week|maand|month|jaar|year)\b"
-    rf"|\b\d{{1,3}}\s(?:dagen|weken|maanden|days|weeks|months)\s(?:geleden|ago)\b)"
+    rf"|\b(?:vorige|afgelopen|last)\s(?:week|maand|month|jaar|year)\b)"
 )
+# Words that start or make a date without a digit (DATE_WORD_RE).
+_DATE_WORDS = frozenset((
+    "januari january februari february maart march april mei may juni june juli july augustus "
+    "august september oktober october november december jan feb mar apr jun jul aug sep sept "
+    "okt oct nov dec maandag dinsdag woensdag donderdag vrijdag zaterdag zondag monday tuesday "
+    "wednesday thursday friday saturday sunday gisteren eergisteren vandaag morgen overmorgen "
+    "yesterday today tomorrow week maand month jaar year").split())
+_NUMBER, _DATE_WORD = 1, 2
+
+
+_NUMBER_PATTERNS = (("ORDER", ORDER_RE), ("MONEY", MONEY_RE), ("DATE", DATE_NUM_RE))
+_WORD_PATTERNS = (("DATE", DATE_WORD_RE),)
+
+
+def _merge(at: list[int], starts: numpy.ndarray, ends: numpy.ndarray, before: int,
+           after: int) -> list[tuple[int, int]]:
+    """Character ranges covering ``before`` tokens before and ``after`` after each token in
+    ``at``, overlapping ranges merged."""
+    windows: list[tuple[int, int]] = []
+    n = len(starts)
+    for i in at:
+        a, b = int(starts[max(0, i - before)]), int(ends[min(n, i + after + 1) - 1])
+        if windows and a <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(b, windows[-1][1]))
+        else:
+            windows.append((a, b))
+    return windows
 
 
 class EntityFinder:
@@ -197,6 +245,7 @@ class EntityFinder:
         self.vocab = nlp.vocab
         self.products: list[str] = []
         self._products = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self._kinds: dict[int, int] = {}
         self.set_products(products if products is not None else packaged_products(nlp.lang or ""))
 
     def set_products(self, products: list[str]) -> None:
@@ -208,19 +257,52 @@ class EntityFinder:
     def __call__(self, doc: Doc) -> Doc:
         text = doc_text(doc)
         spans: list[Span] = []
-        for label, pattern in (("ORDER", ORDER_RE), ("MONEY", MONEY_RE), ("DATE", DATE_RE)):
-            for match in pattern.finditer(text):
-                start, end = match.span()
-                if label == "ORDER":
-                    group = next(g for g in ("id", "hash", "coded", "dated") if match.group(g))
-                    start, end = match.span(group)
-                span = doc.char_span(start, end, label=label, alignment_mode="expand")
-                if span is not None:
-                    spans.append(span)
+        numbers, words = self._windows(doc, text)
+        for patterns, windows in ((_NUMBER_PATTERNS, numbers), (_WORD_PATTERNS, words)):
+            for start, end in windows:
+                segment = text[start:end]
+                for label, pattern in patterns:
+                    for match in pattern.finditer(segment):
+                        a, b = match.span()
+                        if label == "ORDER":
+                            group = next(g for g in ("id", "hash", "coded", "dated") if match.group(g))
+                            a, b = match.span(group)
+                        span = char_span(doc, start + a, start + b, label)
+                        if span is not None:
+                            spans.append(span)
         for _, start, end in self._products(doc):
             spans.append(Span(doc, start, end, label="PRODUCT"))
         doc.ents = filter_spans(spans)
         return doc
+
+    def _windows(self, doc: Doc, text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The stretches of text worth running the patterns over: around tokens with a digit
+        (orders, amounts, numeric dates) and around date words ("gisteren", "May").
+
+        The patterns cost per character and most of a mail is neither; a few tokens either
+        side cover an order keyword before a number and a currency or month after it.
+        """
+        starts, ends = doc.user_data.get(STARTS_KEY), doc.user_data.get(ENDS_KEY)
+        if starts is None or ends is None:  # a doc from another tokenizer: the whole text
+            whole = [(0, len(text))] if text else []
+            return whole, whole
+        kinds, strings = self._kinds, doc.vocab.strings
+        numbers: list[int] = []
+        dates: list[int] = []
+        keys: list[int] = [int(k) for k in doc.to_array([LOWER]).ravel().tolist()] if len(doc) else []
+        for i, key in enumerate(keys):
+            kind = kinds.get(key)
+            if kind is None:
+                word = strings[key]
+                kind = _NUMBER if "9" in word else _DATE_WORD if word in _DATE_WORDS else 0
+                if len(kinds) >= 200_000:
+                    kinds.clear()  # bounded: junk mail must not grow it forever
+                kinds[key] = kind
+            if kind == _NUMBER:
+                numbers.append(i)
+            elif kind == _DATE_WORD:
+                dates.append(i)
+        return _merge(numbers, starts, ends, 5, 3), _merge(dates, starts, ends, 1, 5)
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         path = Path(path)
@@ -252,22 +334,12 @@ def make_entities(nlp: Language, name: str, products: list[str] | None) -> Entit
     return EntityFinder(nlp, name, products)
 
 
-TEXT_KEY = "mailbot_text"
-
-
-def doc_text(doc: Doc) -> str:
-    """The doc's text. ``Doc.text`` rebuilds the string token by token on every access, which
-    costs more than the matching itself; the analyzer leaves the original text in user_data."""
-    text = doc.user_data.get(TEXT_KEY)
-    return text if isinstance(text, str) else doc.text
-
-
 def rule_hits(doc: Doc) -> list[tuple[str, str]]:
     """(label, matched text) for every rule match, in text order."""
     spans = doc.spans.get(RULES_KEY) if doc.spans else None
     if not spans:
         return []
-    return [(s.label_, s.text) for s in sorted(spans, key=lambda s: s.start)]
+    return [(s.label_, span_text(doc, s)) for s in sorted(spans, key=lambda s: s.start)]
 
 
 def entities(doc: Doc) -> dict[str, Any]:
@@ -276,7 +348,8 @@ def entities(doc: Doc) -> dict[str, Any]:
     key = {"ORDER": "orders", "MONEY": "amounts", "DATE": "dates", "PRODUCT": "products"}
     for ent in doc.ents:
         bucket = out[key[ent.label_]]
-        value = ent.text.strip().lstrip("#") if ent.label_ == "ORDER" else ent.text.strip()
+        text = span_text(doc, ent)
+        value = text.strip().lstrip("#") if ent.label_ == "ORDER" else text.strip()
         if ent.label_ == "PRODUCT":
             value = value.lower()
         if value not in bucket:

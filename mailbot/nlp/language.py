@@ -44,7 +44,7 @@ never always really very still just any all
 _MIN_HITS = 2
 
 
-def detect(text: str, *, sample_chars: int = 2000) -> tuple[str, dict[str, float]]:
+def detect(text: str, *, sample_chars: int = 1000) -> tuple[str, dict[str, float]]:
     """Return (language, scores) with language in {"nl", "en", "unknown"}.
 
     Only the first ``sample_chars`` characters are read: enough to decide, and a 1 MB mail

@@ -10,6 +10,8 @@ the audit trail, mailbox checkpoints and worker leases, on SQLite or PostgreSQL.
     mails.py     record, dedupe, checkpoints, follow-ups, retention
     drafts.py    the state machine (TRANSITIONS) and draft changes
     sending.py   claims and send results          leases.py / audit.py
+    accounts.py  users, web sessions, login attempts   (store.accounts, for the web page)
+    queue.py     the agents' filtered queue, history, edits that keep the state   (store.queue)
 """
 
 from mailbot.store.api import Store, utc_now

@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session
 
 from mailbot.models import DraftState, MailOutcome
 from mailbot.store import audit, drafts, leases, mails, migrate, sending
+from mailbot.store.accounts import Accounts
 from mailbot.store.coltypes import require_utc
 from mailbot.store.db import Database
+from mailbot.store.queue import Queue
 from mailbot.store.records import (
     AuditEvent,
     Checkpoint,
@@ -51,6 +53,10 @@ class Store:
     def __init__(self, database: Database, *, clock: Clock = utc_now) -> None:
         self.db = database
         self._clock = clock
+        # The web page's parts, kept out of this class so it stays about the mail path:
+        # users, sessions and login attempts; the agents' queue view and its edits.
+        self.accounts = Accounts(database, self._now)
+        self.queue = Queue(database, self._now)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = utc_now, busy_timeout: float = 30.0,

@@ -9,6 +9,8 @@ These classes are the store's private rows: callers get the frozen values of
     drafts          reply drafts and their state (see ``drafts.TRANSITIONS``)
     audit_events    who did what to which mail/draft, when, from which state to which, why
     users           web/CLI accounts (filled in by the web layer)
+    web_sessions    signed-in browsers: the SHA-256 of each session cookie, its CSRF token
+    login_attempts  recent logins, good and bad, for throttling by account and by address
     leases          named, expiring locks: one worker per mailbox
 
 Any change here needs a new file in ``migrations/versions/``; ``tests/store`` checks that
@@ -187,6 +189,38 @@ class UserRow(Base):
     role: Mapped[Role] = mapped_column(EnumText(Role))
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebSessionRow(Base):
+    __tablename__ = "web_sessions"
+    __table_args__ = (
+        Index("ix_web_sessions_user_id", "user_id"),
+        Index("ix_web_sessions_expires_at", "expires_at"),
+    )
+
+    # The SHA-256 of the cookie, never the cookie itself: a copy of the database does not
+    # hand out live sessions.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ID, ForeignKey("users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LoginAttemptRow(Base):
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_ip_at", "ip", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    username: Mapped[str] = mapped_column(String)          # as typed, lower-cased
+    ip: Mapped[str] = mapped_column(String)
+    success: Mapped[bool] = mapped_column(Boolean)
 
 
 class LeaseRow(Base):

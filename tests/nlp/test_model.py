@@ -138,7 +138,7 @@ def test_invalid_training_file_names_line_and_field(tmp_path: Path,
 
 
 def test_saved_pipeline_loads_by_path_with_plain_spacy(tmp_path: Path) -> None:
-    """The custom components and architecture are registered through entry points, so a
+    """The custom tokenizer and components are registered through entry points, so a
     process that never imports mailbot can spacy.load() the model folder."""
     code = ("import sys, spacy; nlp = spacy.load(sys.argv[1]); "
             "doc = nlp('Stelletje oplichters, waar blijft mijn geld?'); "
@@ -147,5 +147,6 @@ def test_saved_pipeline_loads_by_path_with_plain_spacy(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     names, top = done.stdout.split()
-    assert names == "mailbot_rules,mailbot_entities,textcat_category,textcat_tone,textcat_signals"
+    assert names == ("mailbot_rules,mailbot_entities,mailbot_features,textcat_category,textcat_tone,"
+                     "textcat_signals")
     assert top.startswith(("cat:", "tone:", "sig:"))

@@ -12,7 +12,7 @@ from tests.store.conftest import Backend
 
 
 def test_migrated_schema_matches_models(store: Store) -> None:
-    assert store.schema_revision() == head_revision() == "0001"
+    assert store.schema_revision() == head_revision() == "0002"
     assert store.schema_diff() == []
 
 
