@@ -63,16 +63,13 @@ def char_keys(word: str, low: int, high: int) -> numpy.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Entries:
-    """Feature incidences of one kind (words, bigrams or rules) for a batch of docs.
-
-    Entry ``j`` says: owner ``owner[j]`` (a word of a doc, a bigram, a rule label) puts value
-    ``value[j]`` on column ``col[j]`` of doc ``doc[j]``. Entries are sorted by doc.
-    """
+    """Sparse features of one kind (bigrams or rules) for a batch of docs, sorted by doc:
+    entry ``j`` puts ``value[j]`` on column ``col[j]`` of doc ``doc[j]``; ``owner[j]`` names
+    the bigram or rule it comes from."""
 
     doc: numpy.ndarray
     col: numpy.ndarray
     owner: numpy.ndarray
-    count: numpy.ndarray
     value: numpy.ndarray
 
     def of(self, i: int) -> slice:
@@ -81,26 +78,71 @@ class Entries:
 
 
 @dataclass(frozen=True, slots=True)
-class Batch:
-    """The feature vectors of a batch of docs (``matrix``: a CSR matrix, rows = docs) and
-    what an explanation needs to map weights back to the words that carry them."""
+class WordInfo:
+    """What the feature table holds about one word: its own column (-1 if unknown), the
+    columns of its character n-grams, and their summed squared IDF (for the doc's norm)."""
 
-    parts: tuple[Any, ...]   # CSR matrices (rows = docs) of words, bigrams, rules; they add up
-    words: Entries      # owner: index into ``word_of``
-    bigrams: Entries    # owner: index into ``bigram_at``
-    rules: Entries      # owner: index into ``rule_labels``
-    word_of: numpy.ndarray   # lower-case orth id of each word owner
-    lower: numpy.ndarray     # every token of the batch, doc after doc
-    bigram_at: numpy.ndarray  # position in ``lower`` of each bigram owner's first token
+    col: int
+    grams: numpy.ndarray
+    gram_idf: numpy.ndarray
+    squares: float
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The feature vectors of a batch of docs, kept per word rather than per feature.
+
+    A doc's vector is: for each of its distinct words (a "pair" of doc and word), the word's
+    own column with ``pair_uni_value``, and each of the word's n-gram columns with
+    ``pair_char`` x that n-gram's IDF; plus its bigrams and rule labels. Keeping the n-grams
+    folded into their word is what makes classifying fast: a linear model's n-gram weights
+    can be summed per word once (see ``LinearTextcat``), so a mail costs one row per
+    distinct word instead of a dozen per word. ``matrix()`` unfolds it for training.
+    """
+
+    n_docs: int
+    n_cols: int
+    pair_doc: numpy.ndarray     # sorted
+    pair_word: numpy.ndarray    # index into ``words``/``infos``
+    pair_uni: numpy.ndarray     # the word's own column, -1 if unknown
+    pair_uni_value: numpy.ndarray
+    pair_char: numpy.ndarray
+    words: numpy.ndarray        # lower-case orth ids of the batch's distinct words
+    infos: tuple[WordInfo, ...]
+    bigrams: Entries            # owner: index into ``bigram_at``
+    rules: Entries              # owner: index into ``rule_labels``
+    lower: numpy.ndarray        # every token of the batch, doc after doc
+    bigram_at: numpy.ndarray    # position in ``lower`` of each bigram's first token
     rule_labels: tuple[str, ...]
 
-    @property
+    def pairs_of(self, i: int) -> slice:
+        lo, hi = numpy.searchsorted(self.pair_doc, (i, i + 1))
+        return slice(int(lo), int(hi))
+
     def matrix(self) -> Any:
-        """The docs' vectors as one CSR matrix (for training)."""
-        total = self.parts[0]
-        for part in self.parts[1:]:
-            total = total + part
-        return total
+        """The docs' vectors as one CSR matrix (rows = docs), n-grams unfolded (training)."""
+        from scipy.sparse import csr_matrix
+
+        gram_len = numpy.fromiter((len(info.grams) for info in self.infos), dtype=numpy.int64,
+                                  count=len(self.infos))
+        reps = gram_len[self.pair_word] if len(self.pair_word) else numpy.zeros((0,), numpy.int64)
+        gram_start = numpy.concatenate([[0], numpy.cumsum(gram_len)[:-1]]).astype(numpy.int64)
+        all_grams = _concat([info.grams for info in self.infos], numpy.int64)
+        all_idf = _concat([info.gram_idf for info in self.infos], numpy.float32)
+        entry = numpy.repeat(numpy.arange(len(self.pair_word)), reps)
+        offset = numpy.arange(len(entry)) - numpy.repeat(numpy.cumsum(reps) - reps, reps)
+        at = gram_start[self.pair_word][entry] + offset
+        known = self.pair_uni >= 0
+        rows = numpy.concatenate([self.pair_doc[known], self.pair_doc[entry], self.bigrams.doc,
+                                  self.rules.doc])
+        cols = numpy.concatenate([self.pair_uni[known], all_grams[at], self.bigrams.col, self.rules.col])
+        data = numpy.concatenate([self.pair_uni_value[known], self.pair_char[entry] * all_idf[at],
+                                  self.bigrams.value, self.rules.value])
+        return csr_matrix((data.astype(numpy.float32), (rows, cols)), shape=(self.n_docs, self.n_cols))
+
+
+def _concat(parts: list[numpy.ndarray], dtype: Any) -> numpy.ndarray:
+    return numpy.concatenate(parts).astype(dtype, copy=False) if parts else numpy.zeros((0,), dtype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +168,7 @@ class FeatureSpace:
         self.keys = numpy.zeros((0,), dtype=numpy.uint64)
         self.idf = numpy.zeros((0,), dtype=numpy.float32)
         self.is_char = numpy.zeros((0,), dtype=bool)
-        self._words: dict[int, numpy.ndarray] = {}
+        self._words: dict[int, WordInfo] = {}
 
     @property
     def size(self) -> int:
@@ -174,56 +216,64 @@ class FeatureSpace:
         pos[pos >= len(self.keys)] = 0
         return numpy.where(self.keys[pos] == keys, pos, -1)
 
-    def _word_cols(self, strings: Any, lower: int) -> numpy.ndarray:
-        cols = self._words.get(lower)
-        if cols is None:
+    def _word_info(self, strings: Any, lower: int) -> WordInfo:
+        info = self._words.get(lower)
+        if info is None:
             cols = self._lookup(self.word_keys(strings, lower))
-            cols = cols[cols >= 0]
+            grams = cols[1:][cols[1:] >= 0]
+            gram_idf = self.idf[grams]
+            info = WordInfo(int(cols[0]), grams, gram_idf, float(numpy.dot(gram_idf, gram_idf)))
             if len(self._words) >= _CACHE_LIMIT:
                 self._words.clear()  # bounded: junk mail must not grow it forever
-            self._words[lower] = cols
-        return cols
+            self._words[lower] = info
+        return info
 
     def vectorize(self, docs: Sequence[Doc]) -> Batch:
         """The TF-IDF vectors of ``docs``, computed for the whole batch at once: a few array
-        operations per batch instead of Python work per feature."""
+        operations per batch instead of Python work per feature.
+
+        Each feature weighs (1 + log count) x IDF: sub-linear counts (the tenth "!!!" says
+        less than the first), a character n-gram counting as often as the word it is in.
+        Each doc is scaled to unit length so a long mail does not shout louder than a short
+        one, words and character n-grams apart (a word has a dozen n-grams, which would
+        drown the words), the n-grams' part then weighted by ``char_weight``.
+        """
         n_docs = len(docs)
         lowers = [_lowers(doc) for doc in docs]
         lengths = numpy.fromiter((len(x) for x in lowers), dtype=numpy.int64, count=n_docs)
-        lower = numpy.concatenate(lowers) if n_docs else numpy.zeros((0,), numpy.uint64)
+        lower = _concat(lowers, numpy.uint64)
         doc_of = numpy.repeat(numpy.arange(n_docs), lengths)
         n_cols = max(self.size, 1)
-        # Words: each distinct word of the batch is looked up once (its own column and its
-        # n-grams' columns, cached across batches).
+        empty = numpy.zeros((0,), numpy.int64)
+        # Words: each distinct word of the batch is looked up once (cached across batches).
         distinct, inverse = numpy.unique(lower, return_inverse=True)
         strings = _strings_of(docs)
-        per_word = [self._word_cols(strings, w) for w in distinct.tolist()]
-        word_len = numpy.fromiter((len(c) for c in per_word), dtype=numpy.int64, count=len(per_word))
-        word_start = numpy.concatenate([[0], numpy.cumsum(word_len)[:-1]]).astype(numpy.int64)
-        word_cols = (numpy.concatenate(per_word).astype(numpy.int64, copy=False) if per_word
-                     else numpy.zeros((0,), numpy.int64))
-        pair, pair_count = numpy.unique(doc_of * max(len(distinct), 1) + inverse, return_counts=True)
-        pair_doc, pair_word = numpy.divmod(pair, max(len(distinct), 1))
-        reps = word_len[pair_word] if len(pair) else numpy.zeros((0,), numpy.int64)
-        entry_pair = numpy.repeat(numpy.arange(len(pair)), reps)
-        offset = numpy.arange(len(entry_pair)) - numpy.repeat(numpy.cumsum(reps) - reps, reps)
-        words = (pair_doc[entry_pair], word_cols[word_start[pair_word][entry_pair] + offset],
-                 entry_pair, pair_count[entry_pair])
+        infos = tuple(self._word_info(strings, w) for w in distinct.tolist())
+        word_col = numpy.fromiter((i.col for i in infos), dtype=numpy.int64, count=len(infos))
+        word_squares = numpy.fromiter((i.squares for i in infos), dtype=numpy.float64, count=len(infos))
+        width = max(len(distinct), 1)
+        pair, pair_count = numpy.unique(doc_of * width + inverse, return_counts=True)
+        pair_doc, pair_word = numpy.divmod(pair, width)
+        weight = 1.0 + numpy.log(pair_count.astype(numpy.float64))
+        pair_uni = word_col[pair_word] if len(pair) else empty
+        uni_value = numpy.where(pair_uni >= 0, weight * self.idf[numpy.maximum(pair_uni, 0)], 0.0) \
+            if len(pair) else numpy.zeros((0,), numpy.float64)
+        char_squares = weight * weight * word_squares[pair_word] if len(pair) else uni_value
         # Bigrams within a doc.
-        empty = numpy.zeros((0,), numpy.int64)
-        bigrams = (empty, empty, empty, empty)
-        bigram_at = empty
+        b_doc, b_col, b_value, bigram_at = empty, empty, numpy.zeros((0,), numpy.float64), empty
         if self.bigrams and len(lower) > 1:
             at = numpy.flatnonzero(doc_of[:-1] == doc_of[1:])
             cols = self._lookup(_bigrams(lower)[at])
             at, cols = at[cols >= 0], cols[cols >= 0]
             key, first, count = numpy.unique(doc_of[at] * n_cols + cols, return_index=True,
                                              return_counts=True)
-            bigrams = (key // n_cols, key % n_cols, numpy.arange(len(key)), count)
+            b_doc, b_col = numpy.divmod(key, n_cols)
+            b_value = (1.0 + numpy.log(count.astype(numpy.float64))) * self.idf[b_col]
             bigram_at = at[first]
         # Rule labels.
         rule_labels: list[str] = []
-        rule_rows: list[tuple[int, int, int]] = []
+        rule_doc: list[int] = []
+        rule_col: list[int] = []
         for i, doc in enumerate(docs):
             labels = _rule_labels(doc)
             if not labels:
@@ -231,39 +281,30 @@ class FeatureSpace:
             cols = self._lookup(numpy.asarray([rule_key(r) for r in labels], dtype=numpy.uint64))
             for label, col in zip(labels, cols.tolist(), strict=True):
                 if col >= 0:
-                    rule_rows.append((i, col, len(rule_labels)))
+                    rule_doc.append(i)
+                    rule_col.append(col)
                     rule_labels.append(label)
-        rules = ((numpy.asarray([r[0] for r in rule_rows], dtype=numpy.int64),
-                  numpy.asarray([r[1] for r in rule_rows], dtype=numpy.int64),
-                  numpy.asarray([r[2] for r in rule_rows], dtype=numpy.int64),
-                  numpy.ones((len(rule_rows),), dtype=numpy.int64)) if rule_rows
-                 else (empty, empty, empty, empty))
-        # Each entry weighs (1 + log count) x IDF: sub-linear counts (the tenth "!!!" says
-        # less than the first), a character n-gram counting as often as the word it is in.
-        # Entries are not summed per column (a sort of the whole batch): a column two words
-        # share simply appears twice, which the dot product adds up. Each doc is scaled to
-        # unit length so a long mail does not shout louder than a short one, words and
-        # character n-grams apart (a word has a dozen n-grams, which would drown the words).
-        parts = (words, bigrams, rules)
-        values = [(1.0 + numpy.log(p[3].astype(numpy.float64))) * self.idf[p[1]] if len(p[1])
-                  else numpy.zeros((0,), numpy.float64) for p in parts]
-        blocks = [p[0] * 2 + (self.is_char[p[1]] if len(p[1]) else empty) for p in parts]
-        squares = numpy.zeros((2 * n_docs,), dtype=numpy.float64)
-        for block, value in zip(blocks, values, strict=True):
-            squares += numpy.bincount(block, weights=value * value, minlength=2 * n_docs)
-        norms = numpy.sqrt(squares)
-        scale = numpy.where(norms > 0, 1.0 / numpy.where(norms > 0, norms, 1.0), 0.0)
-        scale[1::2] *= self.char_weight
-        from scipy.sparse import csr_matrix
-
-        entries, matrices = [], []
-        for p, block, value in zip(parts, blocks, values, strict=True):
-            scaled = (value * scale[block]).astype(numpy.float32)
-            entries.append(Entries(p[0], p[1], p[2], p[3], scaled))
-            indptr = numpy.concatenate([[0], numpy.cumsum(numpy.bincount(p[0], minlength=n_docs))])
-            matrices.append(csr_matrix((scaled, p[1], indptr), shape=(n_docs, n_cols)))
-        return Batch(tuple(matrices), entries[0], entries[1], entries[2], distinct[pair_word],
-                     lower, bigram_at, tuple(rule_labels))
+        r_doc = numpy.asarray(rule_doc, dtype=numpy.int64)
+        r_col = numpy.asarray(rule_col, dtype=numpy.int64)
+        r_value = self.idf[r_col].astype(numpy.float64) if len(r_col) else numpy.zeros((0,), numpy.float64)
+        # Unit length per doc, words (with bigrams and rules) and n-grams apart.
+        word_norm = numpy.sqrt(numpy.bincount(pair_doc, uni_value * uni_value, minlength=n_docs)
+                               + numpy.bincount(b_doc, b_value * b_value, minlength=n_docs)
+                               + numpy.bincount(r_doc, r_value * r_value, minlength=n_docs))
+        char_norm = numpy.sqrt(numpy.bincount(pair_doc, char_squares, minlength=n_docs))
+        word_scale = _inverse(word_norm)
+        char_scale = _inverse(char_norm) * self.char_weight
+        return Batch(
+            n_docs=n_docs, n_cols=n_cols, pair_doc=pair_doc, pair_word=pair_word, pair_uni=pair_uni,
+            pair_uni_value=(uni_value * word_scale[pair_doc]).astype(numpy.float32),
+            pair_char=(weight * char_scale[pair_doc]).astype(numpy.float32),
+            words=distinct, infos=infos,
+            bigrams=Entries(b_doc, b_col, numpy.arange(len(b_doc)),
+                            (b_value * word_scale[b_doc]).astype(numpy.float32)),
+            rules=Entries(r_doc, r_col, numpy.arange(len(r_doc)),
+                          (r_value * word_scale[r_doc]).astype(numpy.float32)),
+            lower=lower, bigram_at=bigram_at, rule_labels=tuple(rule_labels),
+        )
 
     # -- serialisation
 
@@ -302,6 +343,11 @@ class _Strings:
 def _strings_of(docs: Sequence[Doc]) -> Any:
     stores = list({id(doc.vocab.strings): doc.vocab.strings for doc in docs}.values())
     return stores[0] if len(stores) == 1 else _Strings(stores)
+
+
+def _inverse(norms: numpy.ndarray) -> numpy.ndarray:
+    safe = numpy.where(norms > 0, norms, 1.0)
+    return numpy.where(norms > 0, 1.0 / safe, 0.0)
 
 
 def _lowers(doc: Doc) -> numpy.ndarray:
@@ -362,6 +408,12 @@ def make_features(nlp: Language, name: str, char_ngrams: list[int], bigrams: boo
     return MailFeatures(name, char_ngrams, bigrams, char_weight)
 
 
+def _top(push: numpy.ndarray, k: int) -> list[int]:
+    """Indices of the ``k`` largest positive values."""
+    top = numpy.argpartition(-push, k)[:k] if len(push) > k else numpy.arange(len(push))
+    return [int(i) for i in top if push[i] > 0]
+
+
 def _batches(docs: Iterable[Doc], size: int) -> Iterator[list[Doc]]:
     batch: list[Doc] = []
     for doc in docs:
@@ -384,7 +436,9 @@ class LinearTextcat:
     """spaCy component: one label family's linear model; writes ``doc.cats[prefix + label]``.
 
     ``exclusive``: one label per mail (softmax over the labels), else independent labels
-    (a sigmoid each, as for signals).
+    (a sigmoid each, as for signals). The weights of a word's character n-grams are summed
+    once per word (IDF-weighted) and remembered, so scoring a mail reads one row per
+    distinct word.
     """
 
     def __init__(self, name: str, prefix: str, exclusive: bool) -> None:
@@ -394,18 +448,61 @@ class LinearTextcat:
         self.labels: list[str] = []
         self.weights = numpy.zeros((0, 0), dtype=numpy.float32)  # (features, labels)
         self.bias = numpy.zeros((0,), dtype=numpy.float32)
-        self._margins: numpy.ndarray | None = None
+        self._word_rows: dict[int, numpy.ndarray] = {}
+        # The last batch's per-word n-gram rows: explanations of its docs follow right after.
+        self._last: tuple[Batch | None, numpy.ndarray] = (None, numpy.zeros((0, 0), numpy.float32))
 
     def set_weights(self, labels: Sequence[str], weights: numpy.ndarray, bias: numpy.ndarray) -> None:
         self.labels = list(labels)
         self.weights = numpy.ascontiguousarray(weights, dtype=numpy.float32)
         self.bias = numpy.asarray(bias, dtype=numpy.float32)
-        self._margins = None
+        self._word_rows = {}
+        self._last = (None, numpy.zeros((0, 0), numpy.float32))
 
-    def scores(self, parts: tuple[Any, ...]) -> numpy.ndarray:
-        """Probabilities, rows: the docs, columns: ``labels``. ``parts``: sparse matrices
-        whose sum is the docs' feature vectors."""
-        out = self.bias + sum(numpy.asarray(m @ self.weights, dtype=numpy.float32) for m in parts)
+    def _gram_rows(self, batch: Batch) -> numpy.ndarray:
+        """Per distinct word of the batch: sum over its n-grams of IDF x weight row."""
+        if self._last[0] is batch:
+            return self._last[1]
+        rows, n_labels = self._word_rows, len(self.labels)
+        missing = [i for i, w in enumerate(batch.words.tolist()) if w not in rows]
+        if missing:
+            if len(rows) + len(missing) > _CACHE_LIMIT:
+                rows.clear()  # bounded: junk mail must not grow it forever
+            for i in missing:
+                rows[int(batch.words[i])] = self._gram_row(batch.infos[i])
+        if not len(batch.words):
+            return numpy.zeros((0, n_labels), dtype=numpy.float32)
+        stacked = numpy.stack([rows[w] for w in batch.words.tolist()])
+        self._last = (batch, stacked)
+        return stacked
+
+    def _gram_row(self, info: WordInfo) -> numpy.ndarray:
+        if not len(info.grams):
+            return numpy.zeros((len(self.labels),), dtype=numpy.float32)
+        return numpy.asarray(info.gram_idf @ self.weights[info.grams], dtype=numpy.float32)
+
+    def raw_scores(self, batch: Batch) -> numpy.ndarray:
+        """Scores before the softmax or sigmoid, rows: docs."""
+        from scipy.sparse import csr_matrix
+
+        out = numpy.zeros((batch.n_docs, len(self.labels)), dtype=numpy.float32) + self.bias
+        known = batch.pair_uni >= 0
+        shape = (batch.n_docs, batch.n_cols)
+        parts = ((batch.pair_doc[known], batch.pair_uni[known], batch.pair_uni_value[known]),
+                 (batch.bigrams.doc, batch.bigrams.col, batch.bigrams.value),
+                 (batch.rules.doc, batch.rules.col, batch.rules.value))
+        for rows, cols, values in parts:
+            if len(rows):
+                out += csr_matrix((values, (rows, cols)), shape=shape) @ self.weights
+        if len(batch.pair_doc):
+            chars = csr_matrix((batch.pair_char, (batch.pair_doc, batch.pair_word)),
+                               shape=(batch.n_docs, len(batch.words)))
+            out += chars @ self._gram_rows(batch)
+        return out
+
+    def scores(self, batch: Batch) -> numpy.ndarray:
+        """Probabilities, rows: docs, columns: ``labels``."""
+        out = self.raw_scores(batch)
         if self.exclusive:
             out -= out.max(axis=1, keepdims=True)
             numpy.exp(out, out=out)
@@ -421,11 +518,10 @@ class LinearTextcat:
         for batch in _batches(docs, batch_size):
             refs = [doc_ref(doc) for doc in batch]
             first = refs[0].batch
-            rows = [r.row for r in refs]
-            if all(r.batch is first for r in refs) and rows == list(range(first.parts[0].shape[0])):
-                scores = self.scores(first.parts)
+            if all(r.batch is first for r in refs) and [r.row for r in refs] == list(range(first.n_docs)):
+                scores = self.scores(first)
             else:  # docs from several feature batches, or part of one (a caller re-batched them)
-                scores = numpy.vstack([self.scores(tuple(m[r.row] for m in r.batch.parts)) for r in refs])
+                scores = numpy.vstack([self.scores(r.batch)[r.row] for r in refs])
             prefix, labels = self.prefix, self.labels
             for doc, row in zip(batch, scores.tolist(), strict=True):
                 doc.cats.update({prefix + label: value for label, value in zip(labels, row, strict=True)})
@@ -434,35 +530,37 @@ class LinearTextcat:
     def explain(self, doc: Doc, label: str, k: int = 6) -> list[str]:
         """The words (bigrams, rule labels) that pushed ``label`` hardest above the others.
 
-        A word's push is the sum over its features (the word, its character n-grams) of
-        value x (weight for ``label`` - mean weight over labels): the terms of the prediction
-        that set this label apart.
+        A feature's push is value x (weight for ``label`` - mean weight over labels): the
+        terms of the prediction that set this label apart. A word's push includes its
+        character n-grams'.
         """
         if label not in self.labels:
             return []
         ref = doc_ref(doc)
-        batch, column = ref.batch, self.labels.index(label)
-        if self._margins is None:
-            self._margins = self.weights - self.weights.mean(axis=1, keepdims=True)
-        margins = self._margins[:, column]
+        batch, column, row = ref.batch, self.labels.index(label), ref.row
         strings = doc.vocab.strings
         pushes: list[tuple[float, str]] = []
-        for entries, kind in ((batch.words, "word"), (batch.bigrams, "bigram"), (batch.rules, "rule")):
-            part = entries.of(ref.row)
-            owner = entries.owner[part]
-            if not len(owner):
+
+        def margin(rows: numpy.ndarray) -> numpy.ndarray:
+            return rows[:, column] - rows.sum(axis=1) / rows.shape[1]
+
+        pairs = batch.pairs_of(row)
+        if pairs.stop > pairs.start:
+            uni = batch.pair_uni[pairs]
+            words = batch.words[batch.pair_word[pairs]]
+            gram_rows = self._gram_rows(batch)[batch.pair_word[pairs]]
+            push = batch.pair_char[pairs] * margin(gram_rows)
+            known = uni >= 0
+            push[known] += batch.pair_uni_value[pairs][known] * margin(self.weights[uni[known]])
+            pushes.extend((float(push[i]), str(strings[int(words[i])])) for i in _top(push, k))
+        for entries, kind in ((batch.bigrams, "bigram"), (batch.rules, "rule")):
+            part = entries.of(row)
+            if part.stop == part.start:
                 continue
-            # A doc's owners are consecutive numbers: count from the first.
-            first = int(owner[0])
-            push = numpy.bincount(owner - first, weights=entries.value[part] * margins[entries.col[part]])
-            top = numpy.argpartition(-push, k)[:k] if len(push) > k else numpy.arange(len(push))
-            for i in top.tolist():
-                if push[i] <= 0:
-                    continue
-                o = first + i
-                if kind == "word":
-                    text = str(strings[int(batch.word_of[o])])
-                elif kind == "bigram":
+            push = entries.value[part] * margin(self.weights[entries.col[part]])
+            for i in _top(push, k):
+                o = int(entries.owner[part][i])
+                if kind == "bigram":
                     at = int(batch.bigram_at[o])
                     text = f"{strings[int(batch.lower[at])]} {strings[int(batch.lower[at + 1])]}"
                 else:

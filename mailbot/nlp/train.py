@@ -174,8 +174,8 @@ def train(train_data: Sequence[Example], dev_data: Sequence[Example] | None, out
         space.space.fit(train_docs, min_df=int(hyper.get("min_df", 2)))
         progress(f"[{name}] {space.space.size:,} features from {len(items)} mails "
                  f"({time.perf_counter() - started:.1f} s)")
-        x_train = space.space.vectorize(train_docs).matrix
-        x_dev = space.space.vectorize(dev_docs).matrix
+        x_train = space.space.vectorize(train_docs).matrix()
+        x_dev = space.space.vectorize(dev_docs).matrix()
         fitted = _fit_families(items, dev, x_train, x_dev, labels, hyper, f"[{name}]", progress)
         for lang in group:
             nlp = nlps[lang]
