@@ -25,14 +25,13 @@ from typing import Any
 import numpy
 import srsly
 import yaml
-from spacy.attrs import LOWER
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from mailbot.nlp.linear import RULES_KEY
-from mailbot.nlp.tokenizer import ENDS_KEY, STARTS_KEY, char_span, doc_text, span_text, words
+from mailbot.nlp.tokenizer import ENDS_KEY, STARTS_KEY, char_span, doc_text, lowers, span_text, words
 
 Lexicon = dict[str, dict[str, list[str]]]
 
@@ -117,7 +116,7 @@ class RuleMatcher:
         for match_id, start, end in self._phrases(doc):
             spans.append(Span(doc, start, end, label=match_id))
         if self._regexes and len(doc):
-            lower = doc.to_array([LOWER]).ravel()
+            lower = lowers(doc)
             known = self._word_labels
             hits = {}
             for key in numpy.unique(lower).tolist():
@@ -289,7 +288,7 @@ class EntityFinder:
         kinds, strings = self._kinds, doc.vocab.strings
         numbers: list[int] = []
         dates: list[int] = []
-        keys: list[int] = [int(k) for k in doc.to_array([LOWER]).ravel().tolist()] if len(doc) else []
+        keys: list[int] = lowers(doc).tolist()
         for i, key in enumerate(keys):
             kind = kinds.get(key)
             if kind is None:

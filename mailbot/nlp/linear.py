@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy
-from spacy.attrs import LOWER
 from spacy.language import Language
 from spacy.strings import hash_string  # type: ignore[attr-defined]  # cython, untyped
 from spacy.tokens import Doc
 
 from mailbot.errors import ModelError
+from mailbot.nlp.tokenizer import lowers
 
 RULES_KEY = "rules"
 FEATURES_KEY = "mailbot_features"
@@ -82,6 +82,7 @@ class WordInfo:
     """What the feature table holds about one word: its own column (-1 if unknown), the
     columns of its character n-grams, and their summed squared IDF (for the doc's norm)."""
 
+    id: int          # dense number of this word in the cache (see FeatureSpace.generation)
     col: int
     grams: numpy.ndarray
     gram_idf: numpy.ndarray
@@ -102,6 +103,10 @@ class Batch:
 
     n_docs: int
     n_cols: int
+    linear: Any                 # CSR (docs x columns): the words' own columns, bigrams, rules
+    chars: Any                  # CSR (docs x distinct words): pair_char, for the n-gram rows
+    generation: int             # of the feature space's word cache when ``word_ids`` were given
+    word_ids: numpy.ndarray     # each distinct word's id in that cache
     pair_doc: numpy.ndarray     # sorted
     pair_word: numpy.ndarray    # index into ``words``/``infos``
     pair_uni: numpy.ndarray     # the word's own column, -1 if unknown
@@ -115,9 +120,17 @@ class Batch:
     bigram_at: numpy.ndarray    # position in ``lower`` of each bigram's first token
     rule_labels: tuple[str, ...]
 
-    def pairs_of(self, i: int) -> slice:
-        lo, hi = numpy.searchsorted(self.pair_doc, (i, i + 1))
-        return slice(int(lo), int(hi))
+    strings: Any                # the docs' string store(s), for explanations
+
+    def owner_text(self, kind: int, owner: int) -> str:
+        """What an explanation shows for a word (kind 0: pair index), a bigram (1) or a rule (2)."""
+        strings = self.strings
+        if kind == 0:
+            return str(strings[int(self.words[self.pair_word[owner]])])
+        if kind == 1:
+            at = int(self.bigram_at[owner])
+            return f"{strings[int(self.lower[at])]} {strings[int(self.lower[at + 1])]}"
+        return f"[rule {self.rule_labels[owner]}]"
 
     def matrix(self) -> Any:
         """The docs' vectors as one CSR matrix (rows = docs), n-grams unfolded (training)."""
@@ -169,6 +182,8 @@ class FeatureSpace:
         self.idf = numpy.zeros((0,), dtype=numpy.float32)
         self.is_char = numpy.zeros((0,), dtype=bool)
         self._words: dict[int, WordInfo] = {}
+        # Bumped whenever the word cache starts over, so classifiers drop rows kept by word id.
+        self.generation = 0
 
     @property
     def size(self) -> int:
@@ -203,7 +218,7 @@ class FeatureSpace:
         whole = numpy.unique(numpy.concatenate(
             [numpy.concatenate([_lowers(doc), _bigrams(_lowers(doc)), _rule_keys(doc)]) for doc in docs]))
         self.is_char = ~numpy.isin(self.keys, whole)
-        self._words.clear()
+        self._clear_words()
         return self
 
     # -- the vector of a doc
@@ -216,15 +231,20 @@ class FeatureSpace:
         pos[pos >= len(self.keys)] = 0
         return numpy.where(self.keys[pos] == keys, pos, -1)
 
+    def _clear_words(self) -> None:
+        self._words.clear()
+        self.generation += 1
+
     def _word_info(self, strings: Any, lower: int) -> WordInfo:
         info = self._words.get(lower)
         if info is None:
             cols = self._lookup(self.word_keys(strings, lower))
             grams = cols[1:][cols[1:] >= 0]
             gram_idf = self.idf[grams]
-            info = WordInfo(int(cols[0]), grams, gram_idf, float(numpy.dot(gram_idf, gram_idf)))
             if len(self._words) >= _CACHE_LIMIT:
-                self._words.clear()  # bounded: junk mail must not grow it forever
+                self._clear_words()  # bounded: junk mail must not grow it forever
+            info = WordInfo(len(self._words), int(cols[0]), grams, gram_idf,
+                            float(numpy.dot(gram_idf, gram_idf)))
             self._words[lower] = info
         return info
 
@@ -248,7 +268,11 @@ class FeatureSpace:
         # Words: each distinct word of the batch is looked up once (cached across batches).
         distinct, inverse = numpy.unique(lower, return_inverse=True)
         strings = _strings_of(docs)
+        generation = self.generation
         infos = tuple(self._word_info(strings, w) for w in distinct.tolist())
+        if self.generation != generation:  # the cache started over within this batch: renumber
+            infos = tuple(self._word_info(strings, w) for w in distinct.tolist())
+        word_ids = numpy.fromiter((i.id for i in infos), dtype=numpy.int64, count=len(infos))
         word_col = numpy.fromiter((i.col for i in infos), dtype=numpy.int64, count=len(infos))
         word_squares = numpy.fromiter((i.squares for i in infos), dtype=numpy.float64, count=len(infos))
         width = max(len(distinct), 1)
@@ -294,16 +318,23 @@ class FeatureSpace:
         char_norm = numpy.sqrt(numpy.bincount(pair_doc, char_squares, minlength=n_docs))
         word_scale = _inverse(word_norm)
         char_scale = _inverse(char_norm) * self.char_weight
+        pair_uni_value = (uni_value * word_scale[pair_doc]).astype(numpy.float32)
+        pair_char = (weight * char_scale[pair_doc]).astype(numpy.float32)
+        b_scaled = (b_value * word_scale[b_doc]).astype(numpy.float32)
+        r_scaled = (r_value * word_scale[r_doc]).astype(numpy.float32)
+        known = pair_uni >= 0
         return Batch(
-            n_docs=n_docs, n_cols=n_cols, pair_doc=pair_doc, pair_word=pair_word, pair_uni=pair_uni,
-            pair_uni_value=(uni_value * word_scale[pair_doc]).astype(numpy.float32),
-            pair_char=(weight * char_scale[pair_doc]).astype(numpy.float32),
+            n_docs=n_docs, n_cols=n_cols,
+            linear=_csr_by_doc(n_docs, n_cols, (pair_doc[known], b_doc, r_doc),
+                               (pair_uni[known], b_col, r_col), (pair_uni_value[known], b_scaled, r_scaled)),
+            chars=_csr_by_doc(n_docs, max(len(distinct), 1), (pair_doc,), (pair_word,), (pair_char,)),
+            generation=self.generation, word_ids=word_ids,
+            pair_doc=pair_doc, pair_word=pair_word, pair_uni=pair_uni,
+            pair_uni_value=pair_uni_value, pair_char=pair_char,
             words=distinct, infos=infos,
-            bigrams=Entries(b_doc, b_col, numpy.arange(len(b_doc)),
-                            (b_value * word_scale[b_doc]).astype(numpy.float32)),
-            rules=Entries(r_doc, r_col, numpy.arange(len(r_doc)),
-                          (r_value * word_scale[r_doc]).astype(numpy.float32)),
-            lower=lower, bigram_at=bigram_at, rule_labels=tuple(rule_labels),
+            bigrams=Entries(b_doc, b_col, numpy.arange(len(b_doc)), b_scaled),
+            rules=Entries(r_doc, r_col, numpy.arange(len(r_doc)), r_scaled),
+            lower=lower, bigram_at=bigram_at, rule_labels=tuple(rule_labels), strings=strings,
         )
 
     # -- serialisation
@@ -323,7 +354,7 @@ class FeatureSpace:
             low, high = (int(x) for x in data["char_ngrams"])
             self.char_ngrams = (low, high)
             self.bigrams = bool(data["bigrams"])
-        self._words.clear()
+        self._clear_words()
         return self
 
 
@@ -345,6 +376,18 @@ def _strings_of(docs: Sequence[Doc]) -> Any:
     return stores[0] if len(stores) == 1 else _Strings(stores)
 
 
+def _csr_by_doc(n_docs: int, n_cols: int, docs: tuple[numpy.ndarray, ...], cols: tuple[numpy.ndarray, ...],
+                values: tuple[numpy.ndarray, ...]) -> Any:
+    """A CSR matrix from parts that are each sorted by doc, built without a COO sort."""
+    from scipy.sparse import csr_matrix
+
+    doc = numpy.concatenate(docs)
+    order = numpy.argsort(doc, kind="stable") if len(docs) > 1 else slice(None)
+    indptr = numpy.concatenate([[0], numpy.cumsum(numpy.bincount(doc, minlength=n_docs))])
+    return csr_matrix((numpy.concatenate(values)[order], numpy.concatenate(cols)[order], indptr),
+                      shape=(n_docs, n_cols))
+
+
 def _inverse(norms: numpy.ndarray) -> numpy.ndarray:
     safe = numpy.where(norms > 0, norms, 1.0)
     return numpy.where(norms > 0, 1.0 / safe, 0.0)
@@ -353,7 +396,7 @@ def _inverse(norms: numpy.ndarray) -> numpy.ndarray:
 def _lowers(doc: Doc) -> numpy.ndarray:
     if not len(doc):
         return numpy.zeros((0,), dtype=numpy.uint64)
-    return doc.to_array([LOWER]).astype(numpy.uint64, copy=False).ravel()
+    return lowers(doc)
 
 
 def _bigrams(lower: numpy.ndarray) -> numpy.ndarray:
@@ -408,12 +451,6 @@ def make_features(nlp: Language, name: str, char_ngrams: list[int], bigrams: boo
     return MailFeatures(name, char_ngrams, bigrams, char_weight)
 
 
-def _top(push: numpy.ndarray, k: int) -> list[int]:
-    """Indices of the ``k`` largest positive values."""
-    top = numpy.argpartition(-push, k)[:k] if len(push) > k else numpy.arange(len(push))
-    return [int(i) for i in top if push[i] > 0]
-
-
 def _batches(docs: Iterable[Doc], size: int) -> Iterator[list[Doc]]:
     batch: list[Doc] = []
     for doc in docs:
@@ -432,13 +469,17 @@ def doc_ref(doc: Doc) -> DocRef:
     return ref
 
 
+WHY_KEY = "mailbot_why:"
+
+
 class LinearTextcat:
     """spaCy component: one label family's linear model; writes ``doc.cats[prefix + label]``.
 
     ``exclusive``: one label per mail (softmax over the labels), else independent labels
     (a sigmoid each, as for signals). The weights of a word's character n-grams are summed
-    once per word (IDF-weighted) and remembered, so scoring a mail reads one row per
-    distinct word.
+    once per word (IDF-weighted) and kept by the word's id in the feature cache, so scoring a
+    mail reads one row per distinct word. An exclusive family also explains its top label
+    for the whole batch at once (``doc.user_data[WHY_KEY + name]``).
     """
 
     def __init__(self, name: str, prefix: str, exclusive: bool) -> None:
@@ -448,68 +489,68 @@ class LinearTextcat:
         self.labels: list[str] = []
         self.weights = numpy.zeros((0, 0), dtype=numpy.float32)  # (features, labels)
         self.bias = numpy.zeros((0,), dtype=numpy.float32)
-        self._word_rows: dict[int, numpy.ndarray] = {}
-        # The last batch's per-word n-gram rows: explanations of its docs follow right after.
-        self._last: tuple[Batch | None, numpy.ndarray] = (None, numpy.zeros((0, 0), numpy.float32))
+        self._row_mean = numpy.zeros((0,), dtype=numpy.float32)
+        self._reset_rows(0)
+
+    def _reset_rows(self, generation: int) -> None:
+        self._generation = generation
+        self._rows = numpy.zeros((1024, len(self.labels)), dtype=numpy.float32)
+        self._filled = numpy.zeros((1024,), dtype=bool)
 
     def set_weights(self, labels: Sequence[str], weights: numpy.ndarray, bias: numpy.ndarray) -> None:
         self.labels = list(labels)
         self.weights = numpy.ascontiguousarray(weights, dtype=numpy.float32)
         self.bias = numpy.asarray(bias, dtype=numpy.float32)
-        self._word_rows = {}
-        self._last = (None, numpy.zeros((0, 0), numpy.float32))
+        self._row_mean = self.weights.mean(axis=1) if self.weights.size else self._row_mean
+        self._reset_rows(0)
 
     def _gram_rows(self, batch: Batch) -> numpy.ndarray:
-        """Per distinct word of the batch: sum over its n-grams of IDF x weight row."""
-        if self._last[0] is batch:
-            return self._last[1]
-        rows, n_labels = self._word_rows, len(self.labels)
-        missing = [i for i, w in enumerate(batch.words.tolist()) if w not in rows]
-        if missing:
-            if len(rows) + len(missing) > _CACHE_LIMIT:
-                rows.clear()  # bounded: junk mail must not grow it forever
-            for i in missing:
-                rows[int(batch.words[i])] = self._gram_row(batch.infos[i])
-        if not len(batch.words):
-            return numpy.zeros((0, n_labels), dtype=numpy.float32)
-        stacked = numpy.stack([rows[w] for w in batch.words.tolist()])
-        self._last = (batch, stacked)
-        return stacked
-
-    def _gram_row(self, info: WordInfo) -> numpy.ndarray:
-        if not len(info.grams):
-            return numpy.zeros((len(self.labels),), dtype=numpy.float32)
-        return numpy.asarray(info.gram_idf @ self.weights[info.grams], dtype=numpy.float32)
+        """Per distinct word of the batch: the sum over its n-grams of IDF x weight row."""
+        if batch.generation != self._generation:
+            self._reset_rows(batch.generation)
+        ids = batch.word_ids
+        if not len(ids):
+            return numpy.zeros((0, len(self.labels)), dtype=numpy.float32)
+        top = int(ids.max()) + 1
+        if top > len(self._filled):
+            size = max(top, 2 * len(self._filled))
+            rows = numpy.zeros((size, len(self.labels)), dtype=numpy.float32)
+            rows[: len(self._rows)] = self._rows
+            filled = numpy.zeros((size,), dtype=bool)
+            filled[: len(self._filled)] = self._filled
+            self._rows, self._filled = rows, filled
+        missing = numpy.flatnonzero(~self._filled[ids])
+        if len(missing):
+            infos = [batch.infos[i] for i in missing.tolist()]
+            lengths = numpy.fromiter((len(info.grams) for info in infos), dtype=numpy.int64, count=len(infos))
+            grams = _concat([info.grams for info in infos], numpy.int64)
+            idf = _concat([info.gram_idf for info in infos], numpy.float32)
+            sums = numpy.zeros((len(infos), len(self.labels)), dtype=numpy.float32)
+            if len(grams):
+                owner = numpy.repeat(numpy.arange(len(infos)), lengths)
+                numpy.add.at(sums, owner, idf[:, None] * self.weights[grams])
+            self._rows[ids[missing]] = sums
+            self._filled[ids[missing]] = True
+        return self._rows[ids]
 
     def raw_scores(self, batch: Batch) -> numpy.ndarray:
         """Scores before the softmax or sigmoid, rows: docs."""
-        from scipy.sparse import csr_matrix
-
-        out = numpy.zeros((batch.n_docs, len(self.labels)), dtype=numpy.float32) + self.bias
-        known = batch.pair_uni >= 0
-        shape = (batch.n_docs, batch.n_cols)
-        parts = ((batch.pair_doc[known], batch.pair_uni[known], batch.pair_uni_value[known]),
-                 (batch.bigrams.doc, batch.bigrams.col, batch.bigrams.value),
-                 (batch.rules.doc, batch.rules.col, batch.rules.value))
-        for rows, cols, values in parts:
-            if len(rows):
-                out += csr_matrix((values, (rows, cols)), shape=shape) @ self.weights
+        out = numpy.asarray(batch.linear @ self.weights, dtype=numpy.float32) + self.bias
         if len(batch.pair_doc):
-            chars = csr_matrix((batch.pair_char, (batch.pair_doc, batch.pair_word)),
-                               shape=(batch.n_docs, len(batch.words)))
-            out += chars @ self._gram_rows(batch)
+            out += batch.chars @ self._gram_rows(batch)
         return out
 
     def scores(self, batch: Batch) -> numpy.ndarray:
         """Probabilities, rows: docs, columns: ``labels``."""
-        out = self.raw_scores(batch)
+        return self._squash(self.raw_scores(batch))
+
+    def _squash(self, out: numpy.ndarray) -> numpy.ndarray:
         if self.exclusive:
             out -= out.max(axis=1, keepdims=True)
             numpy.exp(out, out=out)
             out /= out.sum(axis=1, keepdims=True)
-        else:
-            out = 1.0 / (1.0 + numpy.exp(-out))
-        return out
+            return out
+        return numpy.asarray(1.0 / (1.0 + numpy.exp(-out)), dtype=numpy.float32)
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
@@ -520,11 +561,16 @@ class LinearTextcat:
             first = refs[0].batch
             if all(r.batch is first for r in refs) and [r.row for r in refs] == list(range(first.n_docs)):
                 scores = self.scores(first)
+                whys = self._explain_batch(first, scores.argmax(axis=1)) if self.exclusive and self.labels \
+                    else None
             else:  # docs from several feature batches, or part of one (a caller re-batched them)
                 scores = numpy.vstack([self.scores(r.batch)[r.row] for r in refs])
+                whys = None
             prefix, labels = self.prefix, self.labels
-            for doc, row in zip(batch, scores.tolist(), strict=True):
+            for i, (doc, row) in enumerate(zip(batch, scores.tolist(), strict=True)):
                 doc.cats.update({prefix + label: value for label, value in zip(labels, row, strict=True)})
+                if whys is not None:
+                    doc.user_data[WHY_KEY + self.name] = whys[i]
                 yield doc
 
     def explain(self, doc: Doc, label: str, k: int = 6) -> list[str]:
@@ -536,38 +582,47 @@ class LinearTextcat:
         """
         if label not in self.labels:
             return []
+        known = doc.user_data.get(WHY_KEY + self.name)
+        if isinstance(known, tuple) and known[0] == label:
+            return list(known[1])
         ref = doc_ref(doc)
-        batch, column, row = ref.batch, self.labels.index(label), ref.row
-        strings = doc.vocab.strings
-        pushes: list[tuple[float, str]] = []
+        labels = numpy.full((ref.batch.n_docs,), self.labels.index(label), dtype=numpy.int64)
+        return list(self._explain_batch(ref.batch, labels, only=ref.row)[ref.row][1])
 
-        def margin(rows: numpy.ndarray) -> numpy.ndarray:
-            return rows[:, column] - rows.sum(axis=1) / rows.shape[1]
-
-        pairs = batch.pairs_of(row)
-        if pairs.stop > pairs.start:
-            uni = batch.pair_uni[pairs]
-            words = batch.words[batch.pair_word[pairs]]
-            gram_rows = self._gram_rows(batch)[batch.pair_word[pairs]]
-            push = batch.pair_char[pairs] * margin(gram_rows)
-            known = uni >= 0
-            push[known] += batch.pair_uni_value[pairs][known] * margin(self.weights[uni[known]])
-            pushes.extend((float(push[i]), str(strings[int(words[i])])) for i in _top(push, k))
-        for entries, kind in ((batch.bigrams, "bigram"), (batch.rules, "rule")):
-            part = entries.of(row)
-            if part.stop == part.start:
-                continue
-            push = entries.value[part] * margin(self.weights[entries.col[part]])
-            for i in _top(push, k):
-                o = int(entries.owner[part][i])
-                if kind == "bigram":
-                    at = int(batch.bigram_at[o])
-                    text = f"{strings[int(batch.lower[at])]} {strings[int(batch.lower[at + 1])]}"
-                else:
-                    text = f"[rule {batch.rule_labels[o]}]"
-                pushes.append((float(push[i]), text))
-        pushes.sort(key=lambda p: -p[0])
-        return [text for _, text in pushes[:k]]
+    def _explain_batch(self, batch: Batch, chosen: numpy.ndarray, k: int = 6,
+                       only: int | None = None) -> list[tuple[str, tuple[str, ...]]]:
+        """For every doc of the batch, its label and the ``k`` strongest pushes towards it."""
+        gram_rows = self._gram_rows(batch)
+        pd, pw = batch.pair_doc, batch.pair_word
+        lab = chosen[pd]
+        push = batch.pair_char * (gram_rows[pw, lab] - gram_rows[pw].mean(axis=1)) if len(pd) \
+            else numpy.zeros((0,), numpy.float32)
+        known = batch.pair_uni >= 0
+        uni = batch.pair_uni[known]
+        push[known] += batch.pair_uni_value[known] * (self.weights[uni, lab[known]] - self._row_mean[uni])
+        parts = [(pd, push, 0, numpy.arange(len(pd)))]
+        for kind, entries in ((1, batch.bigrams), (2, batch.rules)):
+            if len(entries.doc):
+                lab_e = chosen[entries.doc]
+                push_e = entries.value * (self.weights[entries.col, lab_e] - self._row_mean[entries.col])
+                parts.append((entries.doc, push_e, kind, entries.owner))
+        doc = numpy.concatenate([p[0] for p in parts])
+        value = numpy.concatenate([p[1] for p in parts])
+        kind_of = numpy.concatenate([numpy.full((len(p[0]),), p[2], dtype=numpy.int8) for p in parts])
+        owner = numpy.concatenate([p[3] for p in parts])
+        keep = value > 0
+        if only is not None:
+            keep &= doc == only
+        doc, value, kind_of, owner = doc[keep], value[keep], kind_of[keep], owner[keep]
+        order = numpy.lexsort((-value, doc))
+        doc, kind_of, owner = doc[order], kind_of[order], owner[order]
+        starts = numpy.searchsorted(doc, numpy.arange(batch.n_docs))
+        rank = numpy.arange(len(doc)) - starts[doc] if len(doc) else doc
+        top = rank < k
+        words: list[list[str]] = [[] for _ in range(batch.n_docs)]
+        for d, kd, o in zip(doc[top].tolist(), kind_of[top].tolist(), owner[top].tolist(), strict=True):
+            words[d].append(batch.owner_text(kd, o))
+        return [(self.labels[int(c)], tuple(w)) for c, w in zip(chosen.tolist(), words, strict=True)]
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         path = Path(path)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy
+from spacy.attrs import LOWER
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 from spacy.vocab import Vocab
@@ -116,6 +117,21 @@ def create_mail_tokenizer() -> Any:
         return MailTokenizer(nlp.vocab)
 
     return make
+
+
+LOWER_KEY = "mailbot_lower"
+
+
+def lowers(doc: Doc) -> numpy.ndarray:
+    """The lower-case form ids (uint64) of the doc's tokens, computed once per doc: the
+    rules, the entities and the features all read them."""
+    cached = doc.user_data.get(LOWER_KEY)
+    if isinstance(cached, numpy.ndarray) and len(cached) == len(doc):
+        return cached
+    out = (doc.to_array([LOWER]).astype(numpy.uint64, copy=False).ravel() if len(doc)
+           else numpy.zeros((0,), dtype=numpy.uint64))
+    doc.user_data[LOWER_KEY] = out
+    return out
 
 
 def doc_text(doc: Doc) -> str:
