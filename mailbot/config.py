@@ -158,7 +158,7 @@ class Sending(_Model):
 
 class Company(_Model):
     name: str = "Example Shop"
-    contact_person: str = "the customer service team"
+    contact_person: str = ""        # the fixed, named contact person; replies fall back to "the team"
     phone: str = ""
     website: str = ""
 

@@ -37,6 +37,8 @@ _GREETING = re.compile(r"^(?:beste|hallo|hoi|hey|geachte|goedemorgen|goedemiddag
                        r"hello|good (?:morning|afternoon|evening)|l\.s\.|to whom)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MAX_WORDS_CHARS = 200
+# Who signs and whom to ask for when the config names no contact person.
+_TEAM = {"nl": "het klantenserviceteam", "en": "the customer service team"}
 
 
 def template_variables(mail: InboundMail, cleaned: CleanText, analysis: Analysis, *, language: str,
@@ -59,8 +61,8 @@ def template_variables(mail: InboundMail, cleaned: CleanText, analysis: Analysis
         "subject": header_text(mail.subject),
         "reply_subject": reply_subject(mail.subject, language),
         "company": dict(company),
-        "contact_person": company.get("contact_person", ""),
-        "agent": agent,
+        "contact_person": company.get("contact_person") or _TEAM.get(language, _TEAM["en"]),
+        "agent": agent or company.get("contact_person") or _TEAM.get(language, _TEAM["en"]),
         "language": language,
         "category": analysis.category,
         "tone": analysis.tone,

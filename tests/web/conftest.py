@@ -67,6 +67,8 @@ def settings_for(root: Path, *, smtp: tuple[str, int] | None = None, macros_dir:
                        "source": {"kind": "maildir", "path": str(root / "inbox")},
                        "transport": transport}],
         "sending": {"backoff_initial": 0.5, "backoff_max": 2, "max_attempts": 3},
+        "company": {"name": "Example Shop", "contact_person": "Sanne de Vries",
+                    "phone": "+31 20 123 4567", "website": "https://www.example.com"},
         "respond": {"macros": str(macros_dir or ROOT / "macros"),
                     "policy": str(ROOT / "config" / "policy.yaml")},
         "web": {"host": "127.0.0.1", "port": 0, **web},

@@ -164,7 +164,7 @@ def test_new_mail_appears_live_and_an_approver_edits_and_sends_it(stack: Stack, 
         [str], sync_api.Page]) -> None:
     page = page_for("bob")
     page.evaluate("window.__sameDocument = 'yes'")
-    page.wait_for_function("document.getElementById('live-status').classList.contains('on')")
+    sync_api.expect(page.locator("#live-status")).to_have_class(re.compile(r"\bon\b"))
     stack.dovecot.append("INBOX", customer_mail(801, subject="Kapotte stoel, bestelling 1801",
                                                 body="Mijn stoel is kapot aangekomen. Bestelling 1801."))
     row = page.wait_for_selector("#queue-rows tr[data-id]:has-text('Kapotte stoel, bestelling 1801')",
@@ -199,7 +199,8 @@ def test_new_mail_appears_live_and_an_approver_edits_and_sends_it(stack: Stack, 
     assert reply["Subject"] == "Re: Kapotte stoel, bestelling 1801"
     assert "We sturen vandaag een nieuwe stoel, zonder kosten." in reply.get_content()  # type: ignore[attr-defined]
     # The page follows the draft to "sent" by itself, and shows who did what.
-    page.wait_for_function("document.getElementById('draft-state').textContent === 'sent'", timeout=30_000)
+    # (expect polls over the protocol: no string eval, which the page's CSP forbids)
+    sync_api.expect(page.locator("#draft-state")).to_have_text("sent", timeout=30_000)
     audit = page.locator("#audit").inner_text()
     assert re.search(r"bob\s+edited", audit)
     assert stack.draft(draft_id).state is DraftState.SENT
