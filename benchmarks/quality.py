@@ -28,10 +28,10 @@ def main() -> None:
 
     from mailbot.nlp.analyzer import Analyzer
     from mailbot.nlp.data import read_jsonl
-    from mailbot.nlp.evaluate import evaluate
+    from mailbot.nlp.evaluate import evaluate, load_baseline_train
 
     analyzer = Analyzer.load(args.model)
-    train = read_jsonl(CORPUS / "train.jsonl")
+    train = load_baseline_train(None)  # train + dev: what the shipped model was fitted on
     test = read_jsonl(CORPUS / "test.jsonl")
     result = evaluate(analyzer, test, baseline_train=train)
     if args.full:

@@ -109,12 +109,18 @@ def baseline_reports(train: Sequence[Example], test: Sequence[Example]) -> dict[
     return out
 
 
-CORPUS_TRAIN = Path(__file__).resolve().parent / "corpus" / "train.jsonl"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
 def load_baseline_train(path: str | Path | None) -> list[Example]:
-    """The baseline's training data: ``--train``, else the packaged corpus's train split."""
-    file = Path(path) if path else CORPUS_TRAIN
-    if not file.is_file():
+    """The baseline's training data: ``--train``, else the packaged corpus's train and dev
+    splits (the mails the shipped model was fitted on, so both sides see the same data)."""
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise ModelError(f"no training data for the baseline at {file}")
+        return read_jsonl(file)
+    files = [CORPUS / "train.jsonl", CORPUS / "dev.jsonl"]
+    if not all(f.is_file() for f in files):
         raise ModelError("no training data for the baseline: pass --train FILE.jsonl")
-    return read_jsonl(file)
+    return [e for f in files for e in read_jsonl(f)]
