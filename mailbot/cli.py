@@ -264,7 +264,7 @@ def _load_analyzer(model: str | None) -> Any:
 def cmd_classify(args: argparse.Namespace, out: TextIO) -> int:
     """JSON lines in (stdin) or .eml paths, one JSON analysis line out per input, in order."""
     from mailbot.nlp.analyzer import MailText
-    from mailbot.nlp.data import parse_line
+    from mailbot.nlp.data import unlabelled_lines
 
     analyzer = _load_analyzer(args.model)
     failed = 0
@@ -273,14 +273,8 @@ def cmd_classify(args: argparse.Namespace, out: TextIO) -> int:
         for path in args.paths:
             items.append(_eml_item(path))
     else:
-        for number, line in enumerate(sys.stdin, start=1):
-            if not line.strip():
-                continue
-            try:
-                ex = parse_line(line, file="<stdin>", line=number, labelled=False)
-                items.append((MailText(ex.subject, ex.body), ""))
-            except MailbotError as exc:
-                items.append((None, str(exc)))
+        for ex, problem in unlabelled_lines(sys.stdin):
+            items.append((MailText(ex.subject, ex.body), "") if ex is not None else (None, problem))
     # Analyse in batches, but print in input order with errors in their place.
     batch = 512
     for start in range(0, len(items), batch):

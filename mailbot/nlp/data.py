@@ -56,6 +56,18 @@ def _str_field(obj: dict[str, Any], name: str, file: str, line: int, *, required
     return value
 
 
+def unlabelled_lines(stream: Any, *, file: str = "<stdin>") -> Iterator[tuple[Example | None, str]]:
+    """Mails as JSON lines (``{"subject", "body", ...}``) from ``stream``, blank lines skipped:
+    each as (example, "") or, when the line is bad, (None, the error naming line and field)."""
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield parse_line(line, file=file, line=number, labelled=False), ""
+        except DataError as exc:
+            yield None, str(exc) if exc.line else f"{file}:{number}: {exc}"
+
+
 def parse_line(text: str, *, file: str = "<stdin>", line: int = 0, labelled: bool = True) -> Example:
     """One JSON line to an Example. Raises DataError naming the line and field."""
     try:

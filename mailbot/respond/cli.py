@@ -194,7 +194,7 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_respond(args: argparse.Namespace, out: TextIO) -> int:
     """.eml paths or JSON lines on stdin in, one JSON line out per mail, in input order."""
-    from mailbot.nlp.data import parse_line
+    from mailbot.nlp.data import unlabelled_lines
     from mailbot.respond import dryrun
 
     where = _where(args)
@@ -211,17 +211,13 @@ def cmd_respond(args: argparse.Namespace, out: TextIO) -> int:
             except OSError as exc:
                 items.append((None, f"{path}: cannot read: {exc.strerror}"))
     else:
-        for number, line in enumerate(sys.stdin, start=1):
-            if not line.strip():
+        for ex, problem in unlabelled_lines(sys.stdin):
+            sender = ex.extra.get("from") if ex is not None else None
+            if ex is None or (sender is not None and not isinstance(sender, str)):
+                items.append((None, problem or str(DataError("must be a string", file="<stdin>",
+                                                             line=ex.line if ex else None, field="from"))))
                 continue
-            try:
-                ex = parse_line(line, file="<stdin>", line=number, labelled=False)
-                sender = ex.extra.get("from")
-                if sender is not None and not isinstance(sender, str):
-                    raise DataError("must be a string", file="<stdin>", line=number, field="from")
-                items.append((dryrun.prepare(dryrun.mail_bytes(ex.subject, ex.body, sender), mailbox), ""))
-            except DataError as exc:
-                items.append((None, str(exc) if exc.line else f"<stdin>:{number}: {exc}"))
+            items.append((dryrun.prepare(dryrun.mail_bytes(ex.subject, ex.body, sender), mailbox), ""))
     analyzer = _analyzer(where, args.model)
     failed = 0
     for start in range(0, len(items), BATCH):

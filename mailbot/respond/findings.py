@@ -34,6 +34,20 @@ class Finding:
                 "key": self.key, "message": self.message}
 
 
+class SortsFindings:
+    """Mixin for results that hold ``findings``: the errors and the warnings among them."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
+
+
 def error(file: str, line: int | None, message: str, key: str | None = None) -> Finding:
     return Finding(Severity.ERROR, file, line, message, key)
 

@@ -24,7 +24,7 @@ from jinja2 import Environment, TemplateSyntaxError
 from mailbot.models import LANGUAGES
 from mailbot.respond.catalog import MacroSet
 from mailbot.respond.conditions import When
-from mailbot.respond.findings import Finding, Severity, error, warning
+from mailbot.respond.findings import Finding, Severity, SortsFindings, error, warning
 from mailbot.respond.macros import Macro, MacroFile, compile_macro, read_macro
 from mailbot.respond.policy import Policy, lint_policy, read_policy
 from mailbot.respond.render import SNIPPET_SUFFIX, Snippet, make_environment, snippet_name
@@ -36,17 +36,9 @@ MACRO_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
-class LintResult:
+class LintResult(SortsFindings):
     macro_set: MacroSet | None       # None when there are errors
     findings: tuple[Finding, ...]
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
 
 
 def shown_path(path: Path) -> str:

@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from jinja2 import Environment, Template, TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from mailbot.errors import MacroError
 from mailbot.models import LANGUAGES
 from mailbot.respond.conditions import When
 from mailbot.respond.findings import Finding, error, warning
 from mailbot.respond.render import Origin, Snippet, compile_template
 from mailbot.respond.usage import TemplateUsage, analyse
 from mailbot.respond.variables import ALWAYS_SET, ENTITY_VARIABLE, KNOWN, MAYBE_SET
-from mailbot.respond.yamlfile import KeyPath, YamlDoc, key_text, parse_yaml
+from mailbot.respond.yamlfile import KeyPath, YamlDoc, key_text, read_spec
 
 PARTS: tuple[str, ...] = ("subject", "body")
 
@@ -113,20 +112,9 @@ class Macro:
 
 
 def read_macro(text: str, data: bytes, shown: str) -> tuple[MacroFile | None, list[Finding]]:
-    try:
-        doc = parse_yaml(text, shown)
-    except MacroError as exc:
-        return None, [error(shown, exc.line, exc.problem)]
-    findings = [error(shown, line, "key given twice (the later value would silently win)", key_text(path))
-                for path, line in doc.duplicates]
-    if not isinstance(doc.data, dict):
-        return None, [*findings, error(shown, doc.line(()),
-                                       "a macro file must be a mapping with id, description, when, do "
-                                       "and templates")]
-    try:
-        spec = MacroSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        findings.extend(schema_findings(exc, doc))
+    spec, doc, findings = read_spec(text, shown, MacroSpec, "a macro file must be a mapping with id, "
+                                    "description, when, do and templates")
+    if spec is None or doc is None:
         return None, findings
     for path, message in spec.when.vocabulary_problems():
         full = ("when", *path)
@@ -139,23 +127,6 @@ def read_macro(text: str, data: bytes, shown: str) -> tuple[MacroFile | None, li
     if any(f.severity == "error" for f in findings):
         return None, findings
     return MacroFile(spec, doc, data), findings
-
-
-def schema_findings(exc: ValidationError, doc: YamlDoc) -> list[Finding]:
-    out = []
-    for problem in exc.errors():
-        loc: KeyPath = tuple(p for p in problem["loc"] if isinstance(p, str | int))
-        kind = problem["type"]
-        if kind == "extra_forbidden":
-            message = "unknown key"
-        elif kind == "missing":
-            message = "required key is missing"
-        else:
-            message = problem["msg"]
-            if "input" in problem and not isinstance(problem["input"], dict | list):
-                message += f" (got {problem['input']!r})"
-        out.append(error(doc.file, doc.line(loc), message, key_text(loc)))
-    return out
 
 
 # ------------------------------------------------------------------ compiling

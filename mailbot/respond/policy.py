@@ -22,15 +22,14 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mailbot.errors import MacroError
 from mailbot.models import Action, Analysis
 from mailbot.respond.conditions import When
 from mailbot.respond.findings import Finding, error, warning
-from mailbot.respond.macros import Macro, schema_findings
+from mailbot.respond.macros import Macro
 from mailbot.respond.variables import amount_value
-from mailbot.respond.yamlfile import YamlDoc, key_text, parse_yaml
+from mailbot.respond.yamlfile import YamlDoc, key_text, read_spec
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -152,19 +151,10 @@ class _Guard:
 
 
 def read_policy(text: str, data: bytes, shown: str) -> tuple[Policy | None, list[Finding]]:
-    try:
-        doc = parse_yaml(text, shown)
-    except MacroError as exc:
-        return None, [error(shown, exc.line, exc.problem)]
-    findings = [error(shown, line, "key given twice (the later value would silently win)", key_text(path))
-                for path, line in doc.duplicates]
-    if not isinstance(doc.data, dict):
-        return None, [*findings, error(shown, doc.line(()), "the policy must be a mapping with timezone, "
-                                                            "business_hours, rules, ...")]
-    try:
-        spec = PolicySpec.model_validate(doc.data)
-    except ValidationError as exc:
-        return None, [*findings, *schema_findings(exc, doc)]
+    spec, doc, findings = read_spec(text, shown, PolicySpec, "the policy must be a mapping with "
+                                    "timezone, business_hours, rules, ...")
+    if spec is None or doc is None:
+        return None, findings
     seen: dict[str, int] = {}
     for index, rule in enumerate(spec.rules):
         for path, message in rule.when.vocabulary_problems():

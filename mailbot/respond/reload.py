@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbot.respond.catalog import MacroSet
-from mailbot.respond.findings import Finding, Severity
+from mailbot.respond.findings import Finding, SortsFindings
 from mailbot.respond.lint import LintResult, load_set, macro_files, snippet_files
 
 log = logging.getLogger(__name__)
@@ -40,19 +40,11 @@ def fingerprint(macros_dir: Path, policy_file: Path) -> Fingerprint:
 
 
 @dataclass(frozen=True)
-class LoadState:
+class LoadState(SortsFindings):
     active: MacroSet | None                 # the set in use (None: no good set yet)
     findings: tuple[Finding, ...] = ()      # of the latest check of the files
     checked_at: datetime | None = None
     fingerprint: Fingerprint | None = None
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
 
 
 class Reloader:

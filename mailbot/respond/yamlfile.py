@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from mailbot.errors import MacroError
+from mailbot.respond.findings import Finding, error
+
+_M = TypeVar("_M", bound=BaseModel)
 
 KeyPath = tuple[str | int, ...]
 
@@ -114,3 +118,40 @@ def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], text_lines:
             sub = (*path, index)
             lines[sub] = item.start_mark.line + 1
             _walk(item, sub, lines, text_lines, duplicates)
+
+
+def read_spec(text: str, shown: str, model: type[_M],
+              what: str) -> tuple[_M | None, YamlDoc | None, list[Finding]]:
+    """Parse ``text`` and validate it as ``model``: the spec (None on errors), the document
+    (for line numbers) and the findings, each with file and line. ``what`` says what the top
+    level must be ("a macro file must be a mapping with ...")."""
+    try:
+        doc = parse_yaml(text, shown)
+    except MacroError as exc:
+        return None, None, [error(shown, exc.line, exc.problem)]
+    findings = [error(shown, line, "key given twice (the later value would silently win)", key_text(path))
+                for path, line in doc.duplicates]
+    if not isinstance(doc.data, dict):
+        return None, doc, [*findings, error(shown, doc.line(()), what)]
+    try:
+        spec = model.model_validate(doc.data)
+    except ValidationError as exc:
+        return None, doc, [*findings, *schema_findings(exc, doc)]
+    return spec, doc, findings
+
+
+def schema_findings(exc: ValidationError, doc: YamlDoc) -> list[Finding]:
+    out = []
+    for problem in exc.errors():
+        loc: KeyPath = tuple(p for p in problem["loc"] if isinstance(p, str | int))
+        kind = problem["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        else:
+            message = problem["msg"]
+            if "input" in problem and not isinstance(problem["input"], dict | list):
+                message += f" (got {problem['input']!r})"
+        out.append(error(doc.file, doc.line(loc), message, key_text(loc)))
+    return out

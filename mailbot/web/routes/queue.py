@@ -23,21 +23,21 @@ _ITEM = re.compile(r"^(\d{1,12}):(\d{1,9})$")
 MAX_BULK = 500
 
 
+async def _queue(request: Request, template: str) -> Response:
+    query = parse_query(request.query_params, username=session_of(request).user.username)
+    data = await run_in_threadpool(queue_page, context(request), query)
+    return render(request, template, data)
+
+
 @requires(Role.AGENT)
 async def queue(request: Request) -> Response:
-    ctx = context(request)
-    query = parse_query(request.query_params, username=session_of(request).user.username)
-    data = await run_in_threadpool(queue_page, ctx, query)
-    return render(request, "queue.html", data)
+    return await _queue(request, "queue.html")
 
 
 @requires(Role.AGENT)
 async def queue_rows(request: Request) -> Response:
     """The counts and the table only, for the live refresh (same filters as the page)."""
-    ctx = context(request)
-    query = parse_query(request.query_params, username=session_of(request).user.username)
-    data = await run_in_threadpool(queue_page, ctx, query)
-    return render(request, "_queue_live.html", data)
+    return await _queue(request, "_queue_live.html")
 
 
 @requires(Role.APPROVER)
