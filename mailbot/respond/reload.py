@@ -105,5 +105,7 @@ class Reloader:
             return
         for finding in result.warnings:
             log.warning("macros: %s", finding)
-        log.info("macros: loaded %d macro(s) and the policy from %s (%d warning(s))",
-                 len(result.macro_set.macros), where, len(result.warnings))
+        # The first load is routine (every command loads the set); a reload is news.
+        log.log(logging.INFO if previous is not None else logging.DEBUG,
+                "macros: loaded %d macro(s) and the policy from %s (%d warning(s))",
+                len(result.macro_set.macros), where, len(result.warnings))
