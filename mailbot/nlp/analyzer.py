@@ -12,7 +12,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from mailbot.errors import ModelError
 from mailbot.models import Analysis
 from mailbot.nlp.components import entities, rule_hits
 from mailbot.nlp.language import detect
-from mailbot.nlp.prepare import model_text
+from mailbot.nlp.prepare import prepare
 from mailbot.nlp.train import CAT, COMPONENTS, META_FILE, SIG, TONE, load_pipeline
 
 # Rule labels that are about tone, and the tone they point to (for the explanation and the
@@ -91,7 +91,12 @@ class Analyzer:
             return self._analyse_many(mails, batch_size)
 
     def _analyse_many(self, mails: Sequence[MailText], batch_size: int) -> list[Analysis]:
-        texts = [model_text(_text(m.subject), _text(m.body)) for m in mails]
+        prepared = [prepare(_text(m.subject), _text(m.body)) for m in mails]
+        texts = [text for text, _ in prepared]
+        # The caller's sign-off name wins (the daemon has it from cleaning already); mail
+        # given as bare text (classify, respond) gets the one found here.
+        mails = [m if m.sign_off_name is not None or not name else replace(m, sign_off_name=name)
+                 for m, (_, name) in zip(mails, prepared, strict=True)]
         langs = [detect(t)[0] for t in texts]
         results: list[Analysis | None] = [None] * len(mails)
         for lang, nlp in self.pipelines.items():

@@ -11,5 +11,12 @@ MAX_BODY_CHARS = 8000
 
 def model_text(subject: str, body: str) -> str:
     """Subject + cleaned body (quotes and signatures stripped), the body cut at MAX_BODY_CHARS."""
-    own = clean(body[: MAX_BODY_CHARS * 4]).body if body else ""
-    return join_text(subject[:500], own[:MAX_BODY_CHARS])
+    return prepare(subject, body)[0]
+
+
+def prepare(subject: str, body: str) -> tuple[str, str | None]:
+    """``model_text`` and the name in the sign-off ("Groet, Anneke de Vries"), if any."""
+    if not body:
+        return join_text(subject[:500], ""), None
+    cleaned = clean(body[: MAX_BODY_CHARS * 4])
+    return join_text(subject[:500], cleaned.body[:MAX_BODY_CHARS]), cleaned.sign_off_name
