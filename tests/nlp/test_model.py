@@ -150,3 +150,14 @@ def test_saved_pipeline_loads_by_path_with_plain_spacy(tmp_path: Path) -> None:
     assert names == ("mailbot_rules,mailbot_entities,mailbot_features,textcat_category,textcat_tone,"
                      "textcat_signals")
     assert top.startswith(("cat:", "tone:", "sig:"))
+
+
+def test_the_customers_name_comes_from_the_sign_off_of_bare_text(shipped: Analyzer) -> None:
+    signed = shipped.analyse("Kapot", "Beste,\n\nMijn koffiezetapparaat is kapot aangekomen.\n\n"
+                                      "Met vriendelijke groet,\nAnneke de Vries")
+    unsigned = shipped.analyse("Kapot", "Mijn koffiezetapparaat is kapot aangekomen.")
+    given = shipped.analyse("Kapot", "Mijn koffiezetapparaat is kapot.\n\nGroet,\nAnneke",
+                            sign_off_name="Anneke Jansen")
+    assert signed.entities["customer_name"] == "Anneke de Vries"
+    assert unsigned.entities["customer_name"] is None
+    assert given.entities["customer_name"] == "Anneke Jansen"   # the caller's name wins
