@@ -286,7 +286,10 @@ class FeatureSpace:
         # Bigrams within a doc.
         b_doc, b_col, b_value, bigram_at = empty, empty, numpy.zeros((0,), numpy.float64), empty
         if self.bigrams and len(lower) > 1:
-            at = numpy.flatnonzero(doc_of[:-1] == doc_of[1:])
+            # A bigram seen in two training mails means both its words were too, so only
+            # pairs of known words are looked up.
+            known_word = word_col[inverse] >= 0
+            at = numpy.flatnonzero((doc_of[:-1] == doc_of[1:]) & known_word[:-1] & known_word[1:])
             cols = self._lookup(_bigrams(lower)[at])
             at, cols = at[cols >= 0], cols[cols >= 0]
             key, first, count = numpy.unique(doc_of[at] * n_cols + cols, return_index=True,
