@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mailbot import __version__
-from mailbot.config import config_path
+from mailbot.config import config_path, redact_url
 from mailbot.config import load as load_config
 from mailbot.errors import (
     ConcurrentUpdateError,
@@ -53,23 +53,13 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
     path = config_path(args.config)
     settings = load_config(path)
     out.write(f"{path}: OK\n")
-    out.write(f"  database: {_redact_url(settings.database.url)}\n")
+    out.write(f"  database: {redact_url(settings.database.url)}\n")
     for box in settings.mailboxes:
         src, tr = box.source, box.transport
         where = getattr(src, "host", None) or getattr(src, "path", "")
         to = getattr(tr, "host", None) or getattr(tr, "path", "")
         out.write(f"  mailbox {box.name} <{box.address}>: {src.kind} {where} -> {tr.kind} {to}\n")
     return EXIT_OK
-
-
-def _redact_url(url: str) -> str:
-    """Hide a password in a database URL: never print secrets."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:

@@ -226,6 +226,37 @@ class Settings(_Model):
         raise ConfigError(f"no mailbox named {name!r}", key="mailboxes")
 
 
+# Query parameters of a database URL that may carry a secret (libpq takes ?password=).
+_SECRET_URL_PARAMS = ("pass", "pwd", "secret", "token", "key")
+_SCHEME = re.compile(r"[A-Za-z0-9+._-]*")
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to show: the password of ``user:password@`` and query parameters
+    such as ``?password=`` hidden. What cannot be parsed is hidden after its scheme.
+
+    >>> redact_url("postgresql+psycopg://bot:p%40ss@db/mail?password=pw&sslmode=require")
+    'postgresql+psycopg://bot:***@db/mail?password=***&sslmode=require'
+    >>> redact_url("sqlite:///var/mailbot.db"), redact_url("postgres//bot:pw@db")
+    ('sqlite:///var/mailbot.db', 'postgres (the rest hidden: not a valid URL)')
+    >>> redact_url("postgresql://bot:p@ss@db/mail")     # "@" in a password must be %40
+    'postgresql (the rest hidden: not a valid URL)'
+    """
+    from sqlalchemy.engine import make_url  # only the commands that show settings need it
+
+    hidden = f"{_SCHEME.match(url).group()} (the rest hidden: not a valid URL)"  # type: ignore[union-attr]
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy can read: its parts cannot be told apart
+        return hidden
+    if "@" in (parsed.host or ""):
+        return hidden   # a raw "@" in the password: part of it would show as the host
+    query = {key: "***" if any(word in key.lower() for word in _SECRET_URL_PARAMS) else value
+             for key, value in parsed.query.items()}
+    shown = parsed.set(query=query).render_as_string(hide_password=True)
+    return shown.replace("=%2A%2A%2A", "=***")
+
+
 # ------------------------------------------------------------------ loading
 
 DEFAULT_CONFIG = Path("config/mailbot.yaml")

@@ -60,6 +60,8 @@ async def run_once(app: App) -> OnceReport:
             report.errors[box.name] = str(exc)
             log.error("mailbox %s: %s", box.name, exc)
     report.send = await app.send_worker().send_due()
+    # `run --once` from cron is a complete deployment too: it applies the retention setting.
+    await asyncio.to_thread(purge_old_bodies, app)
     return report
 
 
@@ -95,7 +97,9 @@ class Daemon:
             jobs.every(box.source.poll_interval, f"poll:{box.name}", worker.poke)
         jobs.every(10.0, "send", self._wake_sender.set)
         jobs.every(60.0, "watchdog", self._watchdog)
-        jobs.every(24 * 3600.0, "retention", self._retention)
+        # At start too: a daemon restarted more often than daily (deploys, crashes) would
+        # otherwise never reach its first daily run, and never purge anything.
+        jobs.every(24 * 3600.0, "retention", self._retention, at_start=True)
         if self._app.responder is not None:
             jobs.every(MACRO_RELOAD_INTERVAL, "reload:macros", self._app.responder.check_reload)
         for thread in self._threads:
@@ -104,6 +108,9 @@ class Daemon:
         log.info("mailbot running: %d mailbox(es): %s", len(self._workers),
                  ", ".join(w.name for w in self._workers))
         sender = self._app.send_worker()
+        # One round at once: replies a crash or a stop left due (or stuck in "sending") go out
+        # now, not after the first timer tick or whenever new mail happens to arrive.
+        self._wake_sender.set()
         web = None
         try:
             if self._app.settings.web.enabled:
@@ -141,9 +148,15 @@ class Daemon:
                             worker.name, silent, worker.stats.last_error or "none")
 
     def _retention(self) -> None:
-        days = self._app.settings.retention_days
-        if days <= 0:
-            return
-        purged = self._app.store.purge_bodies(datetime.now(UTC) - timedelta(days=days))
-        if purged:
-            log.info("retention: purged the bodies of %d mails older than %d days", purged, days)
+        purge_old_bodies(self._app)
+
+
+def purge_old_bodies(app: App) -> int:
+    """Apply ``retention_days``: forget the bodies of finished mail older than that."""
+    days = app.settings.retention_days
+    if days <= 0:
+        return 0
+    purged = app.store.purge_bodies(datetime.now(UTC) - timedelta(days=days))
+    if purged:
+        log.info("retention: purged the bodies of %d mails older than %d days", purged, days)
+    return purged

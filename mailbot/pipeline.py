@@ -116,7 +116,7 @@ class Processor:
             reason = f"{verdict.reason}: {verdict.detail}"
             result = self._store.record_mail(new_mail, outcome=MailOutcome.SKIPPED, reason=reason,
                                              checkpoint=checkpoint)
-            return Processed(MailOutcome.SKIPPED, reason, result)
+            return _processed(result)
         limit_note = "" if verdict.proceed else f"; {verdict.reason}: {verdict.detail}"
 
         analysis = None
@@ -139,7 +139,7 @@ class Processor:
                                              reason=reason,
                                              analysis=analysis.to_dict() if analysis else None,
                                              draft=draft, checkpoint=checkpoint)
-            return Processed(MailOutcome.NEEDS_AGENT, reason, result)
+            return _processed(result)
 
         decision = self._decider.decide(mail, cleaned, analysis, mailbox=self._mailbox,
                                         auto_allowed=auto_allowed, now=now)
@@ -175,7 +175,7 @@ class Processor:
                       "tags": list(decision.tags)},
             draft=draft, checkpoint=checkpoint,
         )
-        return Processed(outcome, reason, result)
+        return _processed(result)
 
     # ------------------------------------------------------------------ helpers
 
@@ -233,7 +233,14 @@ class Processor:
         new_mail = self._new_mail(raw, mail, None)
         result = self._store.record_mail(new_mail, outcome=outcome, reason=reason,
                                          checkpoint=(raw.uidvalidity, raw.uid))
-        return Processed(outcome, reason, result)
+        return _processed(result)
+
+
+def _processed(result: RecordResult) -> Processed:
+    """What the store recorded is what happened: a copy of a mail handled before is recorded
+    as a duplicate (and a source key recorded before keeps its first outcome), whatever this
+    pass decided, so the outcome and reason are taken from the record."""
+    return Processed(result.mail.outcome, result.mail.reason, result)
 
 
 def _reply_address(mail: InboundMail) -> str:

@@ -7,7 +7,7 @@ Jobs:
   drafts approved by agents from another process such as the CLI or the web app);
 - ``watchdog``        every 60 s: a mailbox worker that has shown no sign of life for longer
   than twice its IDLE timeout is logged, so a silent hang is visible;
-- ``retention``       daily: purges the bodies of old, finished mail;
+- ``retention``       at start and daily: purges the bodies of old, finished mail;
 - ``reload:macros``   every ``MACRO_RELOAD_INTERVAL`` (2 s): reloads edited macro and policy
   files (``Responder.check_reload``: a stat per file; a bad edit keeps the last good set).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -33,11 +34,15 @@ class Jobs:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
     def every(self, seconds: float, name: str, func: Callable[[], Any] | Callable[[], Awaitable[Any]],
-              *, jitter: int | None = None) -> None:
+              *, jitter: int | None = None, at_start: bool = False) -> None:
+        """Run ``func`` every ``seconds``; with ``at_start`` also as soon as the jobs start
+        (a daily job would otherwise never run in a process restarted more often than daily)."""
+        first: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if at_start else {}
         self._scheduler.add_job(
             func, IntervalTrigger(seconds=seconds, jitter=jitter), id=name, name=name,
             # A slow run must not pile up: skip missed runs instead of running them all.
             max_instances=1, coalesce=True, misfire_grace_time=None, replace_existing=True,
+            **first,
         )
 
     def start(self) -> None:

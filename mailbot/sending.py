@@ -8,7 +8,10 @@ The order matters for "never two replies to one mail":
 3. the transport sends; on success the draft becomes ``sent`` at once, in a single small
    transaction, before anything slower (the copy to Sent, the \\Answered flag) is attempted;
 4. 4xx and connection trouble put the draft back to ``approved`` with a ``not_before`` that
-   backs off exponentially; 5xx marks it ``failed`` with the server's reason.
+   backs off exponentially; 5xx marks it ``failed`` with the server's reason;
+5. every round ends by filing what an earlier one left undone: a reply recorded as sent
+   whose copy in Sent or \\Answered flag is missing (a crash or a mail server outage right
+   after the send, or a reply that recovery found in Sent).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mailbot.config import Mailbox, Settings
 from mailbot.errors import MailbotError, PermanentSendError, SendError, TemporarySendError
 from mailbot.mail.compose import build_reply
 from mailbot.mail.sender import Sender
+from mailbot.models import DraftState
 from mailbot.store import Draft, Store
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,7 @@ class SendWorker:
                     break
                 for draft in drafts:
                     await self._send_one(draft, report, folders)
+            self._file_missing_copies(folders)
         finally:
             folders.close()
         return report
@@ -165,6 +170,37 @@ class SendWorker:
         except MailbotError as exc:
             log.warning("draft %s sent, but filing the copy failed: %s", draft.id, exc)
 
+    def _file_missing_copies(self, folders: _Folders, *, limit: int = 100) -> None:
+        """File the copies and \\Answered flags that ``_file_copy`` could not (it never
+        raises: the reply is out, and nothing may send it again), and those of replies that
+        recovery or a retry found in Sent and recorded as sent without filing anything.
+
+        The copy is looked up first, so a copy that made it (or that the relay filed itself)
+        is not filed twice. A mail server that is still down ends the pass; the next round
+        tries again.
+        """
+        for box in self._settings.mailboxes:
+            for mail in self._store.pending_answered_flags(box.name, limit=limit):
+                draft = self._store.draft_of_mail(mail.id)
+                if draft is None or draft.state is not DraftState.SENT:
+                    continue  # pending_answered_flags only lists mails with a sent draft
+                data = _message_for(draft, box, date=draft.sent_at).as_bytes()
+
+                def file(folder: SentFolder, draft: Draft = draft, data: bytes = data,
+                         source_key: str = mail.source_key) -> None:
+                    if not folder.has_sent(draft.message_id):
+                        folder.append_sent(data)
+                    folder.flag_answered(source_key)
+
+                try:
+                    folders.use(box.name, file)
+                except MailbotError as exc:
+                    log.warning("mailbox %s: filing the copy of sent draft %s failed: %s",
+                                box.name, draft.id, exc)
+                    break
+                self._store.mark_answered_done(mail.id)
+                log.info("draft %s: copy in Sent and \\Answered flag filed afterwards", draft.id)
+
 
 class _Folders:
     """One connection per mailbox for a whole round of sending, opened on first use, so a
@@ -194,7 +230,7 @@ class _Folders:
         self._open.clear()
 
 
-def _message_for(draft: Draft, mailbox: Mailbox) -> EmailMessage:
+def _message_for(draft: Draft, mailbox: Mailbox, *, date: datetime | None = None) -> EmailMessage:
     return build_reply(
         from_addr=mailbox.address,
         from_name=mailbox.display_name,
@@ -207,6 +243,7 @@ def _message_for(draft: Draft, mailbox: Mailbox) -> EmailMessage:
         references=draft.references,
         auto=draft.auto,
         language=draft.language or "en",
+        date=date,
     )
 
 

@@ -52,6 +52,12 @@ class MailboxWorker:
         self._on_recorded = on_recorded
         self._batch = batch
         self._poll_now = threading.Event()
+        # Source keys known to be recorded, for this connection. A Maildir source lists every
+        # file at each batch and asks about each one; without this, working through a backlog
+        # of n mails cost about n^2/100 store queries (10,000 mails: a million, half an hour).
+        # A recorded mail never becomes unrecorded, so remembering "yes" answers is safe; the
+        # set holds at most one key per message in the folder and is emptied at each connect.
+        self._recorded: set[str] = set()
         self.stats = WorkerStats()
         self.supports_idle: bool | None = None
 
@@ -68,6 +74,7 @@ class MailboxWorker:
         """
         source = self._source_factory()
         source.connect()
+        self._recorded.clear()
         try:
             return self._catch_up(source)
         finally:
@@ -93,10 +100,20 @@ class MailboxWorker:
             log.warning("mailbox %s: UIDVALIDITY changed from %s to %s; rescanning, Message-IDs "
                         "already handled are recorded as duplicates", self.name,
                         checkpoint.uidvalidity, uidvalidity)
+        known = self._recorded
+
+        def is_recorded(key: str) -> bool:
+            if key in known:
+                return True
+            if self._store.is_recorded(self.name, key):
+                known.add(key)
+                return True
+            return False
+
         count = 0
-        for raw in source.fetch_new(last_uid, is_recorded=lambda key: self._store.is_recorded(self.name, key),
-                                    limit=self._batch):
+        for raw in source.fetch_new(last_uid, is_recorded=is_recorded, limit=self._batch):
             processed = self._processor.process(raw)
+            known.add(raw.source_key)
             self._mark_handled(source, raw.source_key, processed.result.mail.id)
             count += 1
             self.stats.processed += 1
@@ -129,6 +146,7 @@ class MailboxWorker:
             try:
                 source = self._source_factory()
                 source.connect()
+                self._recorded.clear()
                 self.supports_idle = source.supports_idle
                 backoff.reset()
                 self._catch_up(source)

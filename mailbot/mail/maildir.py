@@ -251,9 +251,20 @@ class MaildirMailSource:
         new = self.root / "new" / key
         if new.exists():
             return new
-        for entry in self._entries(self.root):
-            if entry.key == key:
-                return entry.path
+        # The names our own handling gives a file (seen; seen and answered) are tried first:
+        # flagging each reply's original \Answered scanned the whole of cur/ (with a stat per
+        # file) and made sending a burst of n replies cost n^2 directory entries.
+        cur = self.root / "cur"
+        for flags in ("S", "RS", ""):
+            candidate = cur / f"{key}:2,{flags}"
+            if candidate.exists():
+                return candidate
+        prefix = key + ":"
+        for sub in ("new", "cur"):
+            with os.scandir(self.root / sub) as listing:     # names only: no stat per file
+                for item in listing:
+                    if item.name == key or item.name.startswith(prefix):
+                        return Path(item.path)
         return None
 
     def _folder(self, name: str) -> Path:

@@ -209,6 +209,10 @@ class Store:
         """The draft, or ``NotFoundError``."""
         return self.db.read(lambda s: drafts.get_draft(s, draft_id), what="get_draft")
 
+    def draft_of_mail(self, mail_id: int) -> Draft | None:
+        """The mail's draft (a mail gets at most one), or None."""
+        return self.db.read(lambda s: drafts.first_draft_of(s, mail_id), what="draft_of_mail")
+
     def list_drafts(self, states: Iterable[DraftState] | None = None,
                     mailbox: str | None = None, limit: int = 100,
                     offset: int = 0) -> list[Draft]:

@@ -5,7 +5,6 @@ macros live in git and are edited there)."""
 from __future__ import annotations
 
 import logging
-import re
 
 import yaml
 from starlette.concurrency import run_in_threadpool
@@ -13,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mailbot.config import Settings
+from mailbot.config import Settings, redact_url
 from mailbot.errors import NotFoundError
 from mailbot.store import Role
 from mailbot.store.accounts import UserExistsError
@@ -26,7 +25,6 @@ from mailbot.web.routes.forms import text
 from mailbot.web.security import requires
 
 log = logging.getLogger(__name__)
-_URL_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
 
 
 @requires(Role.ADMIN)
@@ -103,7 +101,7 @@ def settings_text(settings: Settings) -> str:
     """The effective settings as YAML, with passwords and URL credentials hidden."""
     data = settings.model_dump(mode="json")
     url = data.get("database", {}).get("url", "")
-    data["database"]["url"] = _URL_PASSWORD.sub(r"\1***@", url)
+    data["database"]["url"] = redact_url(url)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
