@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -133,14 +133,21 @@ def _draft_dict(app: App, draft: Any, *, full: bool = False) -> dict[str, Any]:
     return data
 
 
-def cmd_drafts(args: argparse.Namespace, out: TextIO) -> int:
+def with_store_app(args: argparse.Namespace, out: TextIO,
+                   work: Callable[[App, argparse.Namespace, TextIO], int]) -> int:
+    """Run ``work`` with an app opened without the model (commands that only read or change
+    the store), and close it afterwards."""
     from mailbot.app import App
 
     app = App.from_config(args.config, analysis=False)
     try:
-        return _drafts(app, args, out)
+        return work(app, args, out)
     finally:
         app.close()
+
+
+def cmd_drafts(args: argparse.Namespace, out: TextIO) -> int:
+    return with_store_app(args, out, _drafts)
 
 
 def _drafts(app: App, args: argparse.Namespace, out: TextIO) -> int:

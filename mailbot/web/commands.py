@@ -75,13 +75,9 @@ def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_users(args: argparse.Namespace, out: TextIO) -> int:
-    from mailbot.app import App
+    from mailbot.cli import with_store_app
 
-    app = App.from_config(args.config, analysis=False)
-    try:
-        return _users(app, args, out)
-    finally:
-        app.close()
+    return with_store_app(args, out, _users)
 
 
 def _users(app: App, args: argparse.Namespace, out: TextIO) -> int:
